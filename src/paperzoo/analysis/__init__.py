@@ -1,0 +1,1 @@
+"""Analysis tools of the theory papers (pair weighting, learning curves, feature statistics)."""

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks behind ``paperzoo bench``."""

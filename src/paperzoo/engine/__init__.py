@@ -1,0 +1,42 @@
+"""The one training loop, seeding, checkpoints, progress bars, distributed helpers and
+results writer that every reproduction composes."""
+
+from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.distributed import (
+    gather_for_metric_loss,
+    init_distributed,
+    is_main_process,
+    rank,
+    world_size,
+)
+from paperzoo.engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_figure
+from paperzoo.engine.loop import TrainConfig, TrainHistory, fit, make_loader
+from paperzoo.engine.progress import progress
+from paperzoo.engine.results import Claim, MethodRow, Result, Timer, format_table, summarize
+from paperzoo.engine.seed import seed_everything
+
+__all__ = [
+    "Claim",
+    "MethodRow",
+    "Result",
+    "TrainConfig",
+    "TrainHistory",
+    "Timer",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "fit",
+    "format_table",
+    "gather_for_metric_loss",
+    "init_distributed",
+    "is_main_process",
+    "load_checkpoint",
+    "make_loader",
+    "progress",
+    "rank",
+    "save_checkpoint",
+    "save_figure",
+    "seed_everything",
+    "summarize",
+    "world_size",
+]

@@ -1,0 +1,194 @@
+"""Evaluation metrics shared by every reproduction.
+
+Classification (accuracy, macro-F1, top-k), retrieval (Recall@k and MAP@R through
+pytorch-metric-learning's ``AccuracyCalculator``, with an exact torch k-NN so faiss is not
+needed), verification (Rank-1, EER), clustering (NMI, ARI) and the GCD clustering accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
+
+
+def _np(a: ArrayLike) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _same_length(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{na} and {nb} must have the same length, got {a.shape[0]} and {b.shape[0]}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{na} is empty")
+
+
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Fraction of exact matches."""
+    t, p = _np(y_true).ravel(), _np(y_pred).ravel()
+    _same_length(t, p, "y_true", "y_pred")
+    return float((t == p).mean())
+
+
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Unweighted mean of per-class F1 (scikit-learn's ``f1_score(average="macro")``)."""
+    from sklearn.metrics import f1_score
+
+    t, p = _np(y_true).ravel(), _np(y_pred).ravel()
+    _same_length(t, p, "y_true", "y_pred")
+    return float(f1_score(t, p, average="macro", zero_division=0))
+
+
+def top_k_accuracy(scores: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Top-k accuracy for each k: the target is among the k highest scores (ties broken by
+    ``torch.topk``). ``scores`` is (N, C), ``target`` (N,)."""
+    if scores.dim() != 2 or target.shape != (scores.shape[0],):
+        raise ValueError(f"scores must be (N, C) and target (N,), got {tuple(scores.shape)} and {tuple(target.shape)}")
+    if scores.shape[0] == 0:
+        raise ValueError("scores is empty")
+    kmax = max(ks)
+    if kmax > scores.shape[1] or min(ks) < 1:
+        raise ValueError(f"each k must lie in [1, {scores.shape[1]}], got {list(ks)}")
+    top = scores.topk(kmax, dim=1).indices
+    hit = top == target[:, None]
+    return {k: float(hit[:, :k].any(dim=1).float().mean()) for k in ks}
+
+
+def _retrieval_calculator(ks: Sequence[int], k: int) -> Any:
+    from pytorch_metric_learning.distances import CosineSimilarity
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
+    def make(k: int) -> Any:
+        def calc(self: Any, knn_labels: torch.Tensor, query_labels: torch.Tensor, **_: Any) -> float:
+            hit = (knn_labels[:, :k] == query_labels[:, None]).any(dim=1)
+            return float(hit.float().mean())
+
+        return calc
+
+    names = [f"recall_at_{k}" for k in ks]
+    attrs: dict[str, Any] = {f"calculate_{n}": make(k) for n, k in zip(names, ks)}
+    attrs["requires_knn"] = lambda self: [*AccuracyCalculator.requires_knn(self), *names]
+    cls = type("RetrievalCalculator", (AccuracyCalculator,), attrs)
+    return cls(
+        include=(*names, "mean_average_precision_at_r", "precision_at_1"),
+        k=k,
+        knn_func=CustomKNN(CosineSimilarity()),
+        device=torch.device("cpu"),
+    )
+
+
+def retrieval_metrics(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """Recall@k (a same-class item among the k nearest by cosine similarity) and MAP@R.
+
+    With ``reference=None`` every item queries all others (itself excluded), the standard
+    deep-metric-learning protocol on unseen classes. Thin wrapper over
+    ``pytorch_metric_learning.utils.accuracy_calculator.AccuracyCalculator``.
+    """
+    if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
+        raise ValueError(f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)}, {tuple(labels.shape)}")
+    if embeddings.shape[0] < 2:
+        raise ValueError("need at least 2 embeddings")
+    emb = embeddings.detach().float().cpu()
+    lab = labels.detach().cpu()
+    ref_lab = lab if reference is None else reference[1].detach().cpu()
+    # enough neighbours for the largest k and for MAP@R (R = the query's class size)
+    calc = _retrieval_calculator(ks, max(max(ks), int(torch.bincount(ref_lab).max())))
+    if reference is None:
+        out = calc.get_accuracy(emb, lab)
+    else:
+        out = calc.get_accuracy(emb, lab, reference[0].detach().float().cpu(), ref_lab, ref_includes_query=False)
+    res = {f"R@{k}": float(out[f"recall_at_{k}"]) for k in ks}
+    res["MAP@R"] = float(out["mean_average_precision_at_r"])
+    res["P@1"] = float(out["precision_at_1"])
+    return res
+
+
+def rank1(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor) -> float:
+    """Rank-1 identification rate: the nearest gallery item (cosine) has the query's label."""
+    if query.shape[0] == 0 or gallery.shape[0] == 0:
+        raise ValueError("query and gallery must be non-empty")
+    q = torch.nn.functional.normalize(query.float(), dim=1)
+    g = torch.nn.functional.normalize(gallery.float(), dim=1)
+    nearest = (q @ g.T).argmax(dim=1)
+    return float((gallery_labels[nearest] == query_labels).float().mean())
+
+
+def equal_error_rate(scores: ArrayLike, same: ArrayLike) -> float:
+    """Verification EER: the error rate where false accepts equal false rejects (ROC from
+    scikit-learn, interpolated between the two bracketing thresholds)."""
+    from sklearn.metrics import roc_curve
+
+    s, y = _np(scores).ravel().astype(float), _np(same).ravel().astype(int)
+    _same_length(s, y, "scores", "same")
+    if y.min() == y.max():
+        raise ValueError("same must contain both genuine (1) and impostor (0) pairs")
+    fpr, tpr, _ = roc_curve(y, s)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    if i + 1 < len(fpr) and (fnr[i] - fpr[i]) * (fnr[i + 1] - fpr[i + 1]) < 0:
+        d0, d1 = fnr[i] - fpr[i], fnr[i + 1] - fpr[i + 1]
+        w = d0 / (d0 - d1)
+        return float(fpr[i] + w * (fpr[i + 1] - fpr[i]))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def nmi(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Normalised mutual information (scikit-learn, arithmetic mean normalisation)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    t, p = _np(y_true).ravel(), _np(y_pred).ravel()
+    _same_length(t, p, "y_true", "y_pred")
+    return float(normalized_mutual_info_score(t, p))
+
+
+def ari(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Adjusted Rand index (scikit-learn)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    t, p = _np(y_true).ravel(), _np(y_pred).ravel()
+    _same_length(t, p, "y_true", "y_pred")
+    return float(adjusted_rand_score(t, p))
+
+
+def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike, old_mask: ArrayLike) -> dict[str, float]:
+    """GCD clustering accuracy (the protocol SimGCD reports).
+
+    One Hungarian matching (``scipy.optimize.linear_sum_assignment``) between predicted
+    clusters and true classes over all samples; then accuracy on the whole set (``all``) and
+    on the samples whose true class is old (``old``) or new (``new``). A subset that is empty
+    gives NaN.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    t, p = _np(y_true).ravel().astype(np.int64), _np(y_pred).ravel().astype(np.int64)
+    m = _np(old_mask).ravel().astype(bool)
+    _same_length(t, p, "y_true", "y_pred")
+    _same_length(t, m, "y_true", "old_mask")
+    if t.min() < 0 or p.min() < 0:
+        raise ValueError("labels and predictions must be non-negative")
+    _, t_idx = np.unique(t, return_inverse=True)
+    _, p_idx = np.unique(p, return_inverse=True)
+    size = max(t_idx.max(), p_idx.max()) + 1
+    w = np.zeros((size, size), dtype=np.int64)
+    np.add.at(w, (p_idx, t_idx), 1)
+    rows, cols = linear_sum_assignment(w, maximize=True)
+    mapping = np.empty(size, dtype=np.int64)
+    mapping[rows] = cols
+    correct = mapping[p_idx] == t_idx
+
+    def acc(mask: np.ndarray) -> float:
+        return float(correct[mask].mean()) if mask.any() else float("nan")
+
+    return {"all": float(correct.mean()), "old": acc(m), "new": acc(~m)}

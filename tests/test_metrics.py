@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+
+from paperzoo import metrics
+
+
+def test_accuracy_and_f1() -> None:
+    assert metrics.accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    # class 0: F1 1; class 1: P .5 R 1 -> 2/3; class 2: P 1 R .5 -> 2/3
+    assert metrics.macro_f1([0, 1, 2, 2], [0, 1, 1, 2]) == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.accuracy([], [])
+
+
+def test_top_k() -> None:
+    scores = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
+    target = torch.tensor([2, 0, 0])
+    assert metrics.top_k_accuracy(scores, target, ks=(1, 2, 3)) == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 3: 1.0}
+    with pytest.raises(ValueError, match="each k"):
+        metrics.top_k_accuracy(scores, target, ks=(4,))
+
+
+def test_retrieval_metrics_hand_computed() -> None:
+    # 1-D embeddings on the unit circle: two tight pairs and one pair split apart
+    angles = torch.tensor([0.0, 0.1, 1.5, 1.6, 3.0, 0.05])
+    emb = torch.stack([angles.cos(), angles.sin()], dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    out = metrics.retrieval_metrics(emb, labels, ks=(1, 2))
+    # nearest neighbours: 0->5 (wrong), 1->5 (wrong), 2->3, 3->2, 4->3 (wrong), 5->0 (wrong)
+    assert out["R@1"] == pytest.approx(2 / 6)
+    # second neighbours: 0->1 (right), 1->0 (right), 4->2 (wrong), 5->1 (wrong)
+    assert out["R@2"] == pytest.approx(4 / 6)
+    assert out["P@1"] == pytest.approx(out["R@1"])
+    assert 0 <= out["MAP@R"] <= out["R@2"]
+
+
+def test_retrieval_perfect_clusters() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 16, generator=g) * 10
+    labels = torch.arange(5).repeat_interleave(4)
+    emb = centres[labels] + 0.01 * torch.randn(20, 16, generator=g)
+    out = metrics.retrieval_metrics(emb, labels)
+    assert out["R@1"] == out["MAP@R"] == 1.0
+
+
+def test_rank1_and_eer() -> None:
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    g = torch.tensor([[0.9, 0.1], [0.1, 0.9], [-1.0, 0.0]])
+    assert metrics.rank1(q, torch.tensor([0, 1]), g, torch.tensor([0, 1, 2])) == 1.0
+    assert metrics.rank1(q, torch.tensor([0, 1]), g, torch.tensor([1, 0, 2])) == 0.0
+    # perfectly separable scores -> EER 0; reversed -> 1
+    assert metrics.equal_error_rate([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0]) == pytest.approx(0.0)
+    assert metrics.equal_error_rate([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == pytest.approx(1.0)
+    # one genuine below one impostor out of two each -> EER 0.5
+    assert metrics.equal_error_rate([0.9, 0.3, 0.5, 0.1], [1, 1, 0, 0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="both genuine"):
+        metrics.equal_error_rate([0.1, 0.2], [1, 1])
+
+
+def test_cluster_accuracy_one_global_matching() -> None:
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    old = y < 2
+    perm = np.array([3, 3, 2, 2, 1, 1, 0, 0])  # a relabelling of a perfect clustering
+    assert metrics.cluster_accuracy(y, perm, old) == {"all": 1.0, "old": 1.0, "new": 1.0}
+    # new classes merged into one cluster: one of them is matched, the other is wrong
+    pred = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    out = metrics.cluster_accuracy(y, pred, old)
+    assert out == {"all": 0.75, "old": 1.0, "new": 0.5}
+    # the matching is global: a cluster cannot serve both subsets
+    pred = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    out = metrics.cluster_accuracy(y, pred, old)
+    assert out["all"] == 0.5 and out["old"] + out["new"] == pytest.approx(1.0)
+    assert np.isnan(metrics.cluster_accuracy(y, y, np.ones(8, bool))["new"])
+    with pytest.raises(ValueError, match="same length"):
+        metrics.cluster_accuracy(y, y[:3], old)
+
+
+def test_nmi_ari() -> None:
+    assert metrics.nmi([0, 0, 1, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
+    assert metrics.ari([0, 0, 1, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
+
+
+def test_retrieval_against_a_separate_gallery() -> None:
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    gallery = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.8, 0.3]])
+    out = metrics.retrieval_metrics(q, torch.tensor([0, 1]), ks=(1,), reference=(gallery, torch.tensor([1, 0, 0])))
+    # query 0's nearest is gallery 0 (label 1, wrong); query 1's nearest is gallery 1 (label 0, wrong)
+    assert out["R@1"] == 0.0
+    out = metrics.retrieval_metrics(q, torch.tensor([0, 1]), ks=(1,), reference=(gallery, torch.tensor([0, 1, 0])))
+    assert out["R@1"] == 1.0
