@@ -58,3 +58,10 @@ def test_readme_table_is_generated_from_catalog() -> None:
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert catalog.update_markdown_block(readme) == readme, "run `make readme`"
+
+
+def test_usage_snippets_run() -> None:
+    for p in catalog.PAPERS:
+        if p.status != "planned":
+            assert p.usage and p.summary, p.key
+            exec(compile(p.usage, f"<usage of {p.key}>", "exec"), {})

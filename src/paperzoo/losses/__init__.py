@@ -10,10 +10,11 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "ZLoss": "paperzoo.losses.z_loss",
-    "z_loss": "paperzoo.losses.z_loss",
-    "z_loss_from_stats": "paperzoo.losses.z_loss",
-    "spherical_stats": "paperzoo.losses.z_loss",
+    "ZLoss": "paperzoo.losses.zloss",
+    "z_loss": "paperzoo.losses.zloss",
+    "z_loss_from_stats": "paperzoo.losses.zloss",
+    "spherical_stats": "paperzoo.losses.zloss",
+    "SphericalLinear": "paperzoo.losses.spherical_linear",
     "MultiSimilarityLoss": "paperzoo.losses.multi_similarity",
 }
 

@@ -1,0 +1,258 @@
+"""The Z-loss of de Brébisson & Vincent (2016), "The Z-loss: a shift and scale invariant
+classification loss belonging to the Spherical Family" (arXiv:1604.08859).
+
+The raw outputs ``o`` (N, D) of the last layer are standardised across classes and a shifted,
+scaled softplus is applied to the standardised score of the target class (spec §3.2)::
+
+    S1 = sum_k o_k    S2 = sum_k o_k**2    mu = S1 / D    sigma = sqrt(S2 / D - mu**2)
+    z_c = (o_c - mu) / sigma
+    L_Z(o, c) = (1 / a) * softplus(a * (b - z_c))
+
+The loss depends on ``o`` only through ``(o_c, S1, S2)``: it belongs to the *spherical family*
+of Vincent et al. (2015), whose exact gradient for a linear output layer can be computed in
+O(d^2) per example independently of the number of classes D (spec §3.5).
+
+Not to be confused with the PaLM / T5X / OLMo "z-loss" (an auxiliary penalty
+``1e-4 * log(Z)**2`` on the softmax normaliser): that is a different, unrelated quantity, and
+nothing here computes it.
+
+Numerical safety (spec §3.4): ``sigma = sqrt(var + eps)`` with ``var`` clamped at 0, so that
+all-equal outputs (``var = 0``, e.g. a zero-initialised last layer) give a finite loss and a
+finite gradient. ``eps=None`` picks ``1e-12`` for float64 and ``1e-8`` otherwise; half and
+bfloat16 inputs are computed in float32. ``eps`` breaks exact scale invariance only for
+outputs whose per-row variance is comparable to ``eps``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperzoo._validation import check_finite, check_logits_target, check_reduction
+
+__all__ = ["ZLoss", "spherical_stats", "z_loss", "z_loss_from_stats"]
+
+_EPS_FLOAT64 = 1e-12
+_EPS_DEFAULT = 1e-8
+
+
+# --------------------------------------------------------------------------- checks
+def _check_ab(a: float, b: float) -> None:
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
+        raise ValueError(f"a must be a finite number > 0, got {a!r}")
+    if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
+        raise ValueError(f"b must be a finite number, got {b!r}")
+
+
+def _check_eps(eps: float | None) -> None:
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0 or not math.isfinite(eps)):
+        raise ValueError(f"eps must be None or a finite number > 0, got {eps!r}")
+
+
+def _resolve_eps(eps: float | None, dtype: torch.dtype) -> float:
+    if eps is not None:
+        return float(eps)
+    return _EPS_FLOAT64 if dtype == torch.float64 else _EPS_DEFAULT
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.Tensor:
+    """Half / bfloat16 are upcast to float32 (the moments need the range and precision)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+# --------------------------------------------------------------------------- core (trusted inputs)
+def _softplus_head(z_c: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """``(1/a) * softplus(a * (b - z_c))`` (spec §3.2), with torch's stable softplus."""
+    return F.softplus(a * (b - z_c)) / a
+
+
+def _z_loss_dense(o: torch.Tensor, target: torch.Tensor, a: float, b: float, eps: float) -> torch.Tensor:
+    """Per-example Z-loss from dense outputs; sigma from the centred second moment (§3.4)."""
+    mu = o.mean(dim=1, keepdim=True)
+    centred = o - mu
+    var = centred.pow(2).mean(dim=1)  # population variance (divide by D, not D - 1)
+    sigma = torch.sqrt(var + eps)
+    z_c = centred.gather(1, target[:, None]).squeeze(1) / sigma
+    return _softplus_head(z_c, a, b)
+
+
+def _z_loss_stats(
+    o_c: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, num_classes: int, a: float, b: float, eps: float
+) -> torch.Tensor:
+    """Per-example Z-loss from the sufficient statistics (o_c, S1, S2) (§3.2, §3.4)."""
+    mu = s1 / num_classes
+    var = torch.clamp(s2 / num_classes - mu * mu, min=0.0)
+    sigma = torch.sqrt(var + eps)
+    z_c = (o_c - mu) / sigma
+    return _softplus_head(z_c, a, b)
+
+
+# --------------------------------------------------------------------------- public functions
+def z_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    a: float = 1.0,
+    b: float = 1.0,
+    reduction: str = "mean",
+    eps: float | None = None,
+) -> torch.Tensor:
+    """Z-loss of de Brébisson & Vincent (2016), spec §3.2 (dense path).
+
+    Args:
+        logits: (N, D) raw outputs of the last layer, D >= 2.
+        target: (N,) integer class indices in [0, D).
+        a: softplus sharpness, > 0 (a -> inf gives the hinge ``max(0, b - z_c)``).
+        b: target location of the standardised target score z_c; note
+            ``z_c <= sqrt(D - 1)``, so choose b relative to that bound.
+        reduction: "mean" (default), "sum" or "none" (per-example losses, shape (N,)).
+        eps: added to the per-row variance before the square root; ``None`` gives 1e-12 for
+            float64 and 1e-8 otherwise (spec §3.4).
+
+    Shift and scale invariant per row: ``z_loss(s * o + t, c) == z_loss(o, c)`` for s > 0.
+    This is NOT the PaLM "z-loss" penalty on log of the softmax normaliser.
+    """
+    check_logits_target(logits, target, min_classes=2)
+    _check_ab(a, b)
+    check_reduction(reduction)
+    _check_eps(eps)
+    o = _compute_dtype(logits)
+    loss = _z_loss_dense(o, target, float(a), float(b), _resolve_eps(eps, o.dtype))
+    return _reduce(loss, reduction)
+
+
+def z_loss_from_stats(
+    o_c: torch.Tensor,
+    s1: torch.Tensor,
+    s2: torch.Tensor,
+    num_classes: int,
+    a: float = 1.0,
+    b: float = 1.0,
+    eps: float | None = None,
+) -> torch.Tensor:
+    """Per-example Z-loss from the spherical-family sufficient statistics (spec §3.2, §5).
+
+    Args:
+        o_c: (N,) output of the target class.
+        s1: (N,) sum of the outputs over the D classes, ``S1 = sum_k o_k``.
+        s2: (N,) sum of squared outputs, ``S2 = sum_k o_k**2``.
+        num_classes: D >= 2.
+        a, b, eps: as in :func:`z_loss`.
+
+    Returns the unreduced (N,) losses. ``sigma = sqrt(max(S2/D - mu**2, 0) + eps)`` (the S1/S2
+    formula, as the spherical path requires; it loses precision when |mu| >> sigma, unlike the
+    centred formula of the dense path). Autograd through this function gives the gradients
+    w.r.t. (o_c, S1, S2) of spec §3.3.
+    """
+    for name, t in (("o_c", o_c), ("s1", s1), ("s2", s2)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (N,)")
+        if t.dim() != 1:
+            raise ValueError(f"{name} must have shape (N,), got {tuple(t.shape)}")
+        check_finite(t, name)
+    if not (o_c.shape == s1.shape == s2.shape):
+        raise ValueError(
+            f"o_c, s1 and s2 must have the same shape (N,), got {tuple(o_c.shape)}, {tuple(s1.shape)}, {tuple(s2.shape)}"
+        )
+    if o_c.shape[0] == 0:
+        raise ValueError("empty batch: o_c has 0 entries")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    _check_ab(a, b)
+    _check_eps(eps)
+    o_c, s1, s2 = (_compute_dtype(t) for t in (o_c, s1, s2))
+    return _z_loss_stats(o_c, s1, s2, num_classes, float(a), float(b), _resolve_eps(eps, o_c.dtype))
+
+
+def spherical_stats(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sufficient statistics (S1, S2) of the outputs ``o = h W^T + bias`` without forming o
+    (spec §3.5, §5; Vincent et al., 2015).
+
+    With the column sum ``w_bar = W^T 1`` (d,) and the Gram matrix ``Q = W^T W`` (d, d)::
+
+        S1 = h . w_bar + sum(bias)
+        S2 = h^T Q h + 2 (W^T bias) . h + ||bias||^2
+
+    Given ``w_bar`` and ``Q`` (which a spherical layer maintains), this costs O(d^2) per
+    example, independent of D; here they are recomputed from ``weight`` (O(D d^2) once per
+    call, shared by the batch).
+
+    Args:
+        h: (N, d) hidden features.
+        weight: (D, d) output weight matrix (``nn.Linear.weight`` layout).
+        bias: optional (D,) output bias.
+
+    Returns:
+        (S1, S2), each of shape (N,).
+    """
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point() or h.dim() != 2:
+        raise ValueError(f"h must be a floating-point tensor of shape (N, d), got {getattr(h, 'shape', type(h))}")
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point() or weight.dim() != 2:
+        raise ValueError(
+            f"weight must be a floating-point tensor of shape (D, d), got {getattr(weight, 'shape', type(weight))}"
+        )
+    if weight.shape[1] != h.shape[1]:
+        raise ValueError(f"weight must have shape (D, {h.shape[1]}) to match h, got {tuple(weight.shape)}")
+    check_finite(h, "h")
+    check_finite(weight, "weight")
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor) or bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {getattr(bias, 'shape', type(bias))}")
+        check_finite(bias, "bias")
+    w_bar = weight.sum(dim=0)  # (d,)
+    gram = weight.T @ weight  # (d, d)
+    s1 = h @ w_bar
+    s2 = ((h @ gram) * h).sum(dim=1)
+    if bias is not None:
+        s1 = s1 + bias.sum()
+        s2 = s2 + 2.0 * (h @ (weight.T @ bias)) + bias.pow(2).sum()
+    return s1, s2
+
+
+# --------------------------------------------------------------------------- module
+class ZLoss(nn.Module):
+    """Z-loss (de Brébisson & Vincent, 2016; spec §3.2): a shift- and scale-invariant
+    classification loss of the spherical family, ``(1/a) * softplus(a * (b - z_c))`` on the
+    z-score ``z_c`` of the target output across classes.
+
+    NOT the PaLM / T5X "z-loss" auxiliary penalty ``1e-4 * log(Z)**2``; the two are unrelated.
+
+    Args:
+        a: softplus sharpness, > 0. Default 1.0 (a toolkit choice; the paper tunes (a, b) per
+            task on validation data and its values are not confirmed).
+        b: target location for z_c (z_c <= sqrt(D - 1)). Default 1.0 (toolkit choice).
+        reduction: "mean" (default), "sum" or "none".
+        eps: variance floor inside the square root; ``None`` = 1e-12 (float64) / 1e-8 (else).
+
+    ``forward(logits (N, D), target (N,)) -> Tensor``. Rank classes by the logits at inference
+    (the z-transform is monotone per row); no probabilities are implied.
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, reduction: str = "mean", eps: float | None = None) -> None:
+        super().__init__()
+        _check_ab(a, b)
+        check_reduction(reduction)
+        _check_eps(eps)
+        self.a = float(a)
+        self.b = float(b)
+        self.reduction = reduction
+        self.eps = eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return z_loss(logits, target, self.a, self.b, self.reduction, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"a={self.a}, b={self.b}, reduction={self.reduction!r}, eps={self.eps}"
+
