@@ -144,7 +144,39 @@ PAPERS: tuple[Paper, ...] = (
     _p(25, "dual-head-kd", "Dual-Head Knowledge Distillation: Enhancing Logits Utilization with an Auxiliary Head", 2024, "distillation"),
     _p(26, "loki-geometry-aware-adaptation", "Geometry-Aware Adaptation for Pretrained Models", 2023, "adaptation"),
     _p(27, "hypcd", "Hyperbolic Category Discovery", 2025, "discovery", builds_on=(0,)),
-    _p(28, "multi-similarity-loss", "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning", 2019, "metric-learning"),
+    _p(
+        28, "multi-similarity-loss", "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning", 2019, "metric-learning",
+        status="reproduced",
+        components=(
+            "paperzoo.losses.MultiSimilarityLoss",
+            "paperzoo.losses.multi_similarity.multi_similarity_loss",
+            "paperzoo.losses.multi_similarity.ms_pair_masks",
+            "paperzoo.analysis.pair_weighting.ms_pair_weights",
+            "paperzoo.analysis.pair_weighting.gpw_pair_weights",
+            "paperzoo.analysis.pair_weighting.REFERENCE_PAIR_LOSSES",
+        ),
+        reproduction="paperzoo.reproductions.p28_multi_similarity",
+        result=(
+            "Unseen-class retrieval R@1, union30 / digits (3 seeds): MS+mining 0.812/0.951 vs MS no mining 0.779/0.845, "
+            "contrastive 0.780/0.870, triplet 0.736/0.928. Holds. Fused loss 0.20x/0.12x PML's time at B=512/2048."
+        ),
+        summary=(
+            "General Pair Weighting views every pair-based metric loss through the weight dL/dS_ij it gives each pair. "
+            "The MS loss mines hard pairs by relative similarity, then weights them with soft log-sum-exp terms. Here it "
+            "is a pytorch-metric-learning loss whose fused forward and closed-form backward match PML's value and run "
+            "several times faster, plus closed-form and autograd pair-weight tools."
+        ),
+        usage=(
+            "import torch\n"
+            "from paperzoo.losses import MultiSimilarityLoss\n"
+            "from paperzoo.analysis.pair_weighting import ms_pair_weights\n"
+            "emb, labels = torch.randn(60, 64, requires_grad=True), torch.arange(60) // 5  # 12 classes x 5\n"
+            "loss = MultiSimilarityLoss()(emb, labels)  # alpha=2, beta=50, base=0.5, epsilon=0.1\n"
+            "loss.backward()\n"
+            "x = torch.nn.functional.normalize(emb.detach(), dim=1)\n"
+            "w_pos, w_neg = ms_pair_weights(x @ x.T, labels)  # dL/dS = (w_neg - w_pos) / 60"
+        ),
+    ),
     _p(29, "cfcd-coarse-to-fine-single-stage-retrieval", "Coarse-to-Fine: Learning Compact Discriminative Representation for Single-Stage Image Retrieval", 2023, "retrieval"),
     _p(30, "ood-unlabeled-rss", "Out-Of-Domain Unlabeled Data Improves Generalization", 2023, "theory"),
     _p(31, "loss-landscape-hessian-generalization", "Investigating generalization capabilities of neural networks by means of loss landscapes and Hessian analysis", 2024, "analysis"),

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "spherical_stats": "paperzoo.losses.zloss",
     "SphericalLinear": "paperzoo.losses.spherical_linear",
     "MultiSimilarityLoss": "paperzoo.losses.multi_similarity",
+    "multi_similarity_loss": "paperzoo.losses.multi_similarity",
 }
 
 __all__ = sorted(_EXPORTS)
