@@ -19,6 +19,8 @@ data_app = typer.Typer(no_args_is_help=True, help="The offline data sets.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the result tables
+    console = Console(width=160)
 
 
 def _paper_or_exit(ref: str) -> catalog.Paper:

@@ -29,11 +29,14 @@ Memory on CPU (``tracemalloc`` does not see PyTorch's allocator), two numbers pe
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +205,22 @@ def _saved_bytes(fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> int:
     return sum(seen.values())
 
 
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: the profiler's C++ side prints a start/stop
+    marker line per use, which would bury the report."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
 def _peak_bytes(fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> int | None:
     try:
         from torch.profiler import ProfilerActivity, profile
@@ -210,7 +229,7 @@ def _peak_bytes(fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> int | None:
         return None
     leaf = x.detach().clone().requires_grad_(True)
     try:
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
             fn(leaf, y).backward()
         timeline = prof._memory_profile().timeline
     except Exception:  # pragma: no cover - private API changed
