@@ -65,3 +65,14 @@ def test_usage_snippets_run() -> None:
         if p.status != "planned":
             assert p.usage and p.summary, p.key
             exec(compile(p.usage, f"<usage of {p.key}>", "exec"), {})
+
+
+def test_readme_python_example_runs() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "<README example>", "exec"), {})
