@@ -92,3 +92,15 @@ def test_bad_config() -> None:
         fit(model, None, make_loader(ds, 16), opt)
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(ds, 0)
+
+
+def test_check_seeds() -> None:
+    from paperzoo.engine import check_seeds
+
+    assert check_seeds((2, 0, 1)) == [2, 0, 1]
+    with pytest.raises(ValueError, match="at least one seed"):
+        check_seeds(())
+    with pytest.raises(ValueError, match="distinct non-negative"):
+        check_seeds((1, 1))
+    with pytest.raises(ValueError, match="distinct non-negative"):
+        check_seeds((-1,))

@@ -13,7 +13,7 @@ from paperzoo.engine.io import atomic_write_bytes, atomic_write_json, atomic_wri
 from paperzoo.engine.loop import TrainConfig, TrainHistory, fit, make_loader
 from paperzoo.engine.progress import progress
 from paperzoo.engine.results import Claim, MethodRow, Result, Timer, format_table, summarize
-from paperzoo.engine.seed import seed_everything
+from paperzoo.engine.seed import check_seeds, seed_everything
 
 __all__ = [
     "Claim",
@@ -23,6 +23,7 @@ __all__ = [
     "TrainHistory",
     "Timer",
     "atomic_write_bytes",
+    "check_seeds",
     "atomic_write_json",
     "atomic_write_text",
     "fit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,3 +24,13 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """The seeds of a reproduction as a list of distinct non-negative ints (at least one)."""
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ValueError("give at least one seed")
+    if min(out) < 0 or len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct non-negative ints, got {out}")
+    return out

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, fit, make_loader, seed_everything
+from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, check_seeds, fit, make_loader, seed_everything
 from paperzoo.engine import progress as progress_bar
 from paperzoo.losses import ZLoss
 from paperzoo.losses.spherical_linear import SphericalLinear
@@ -243,9 +243,7 @@ def run(
     """Run the reproduction over ``seeds``, write ``result.json`` + ``plot.png`` under
     ``out_dir/05-z-loss/`` and return the :class:`Result`."""
     timer = Timer()
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("give at least one seed")
+    seeds = check_seeds(seeds)
     syn_cfg, fm_cfg = (SMOKE_SYN, SMOKE_FM) if smoke else (FULL_SYN, FULL_FM)
     speed_cfg = SMOKE_SPEED if smoke else FULL_SPEED
     threads = torch.get_num_threads()

@@ -35,7 +35,7 @@ from paperzoo.analysis.learning_curves import (
     samples_to_reach,
 )
 from paperzoo.data import dis_gen_gaussian_params, load_digits, load_fashion_mnist, make_dis_gen_gaussian
-from paperzoo.engine import Claim, MethodRow, Result, Timer
+from paperzoo.engine import Claim, MethodRow, Result, Timer, check_seeds
 from paperzoo.engine import progress as progress_bar
 from paperzoo.models.pretrained import efficientnet_lite0_available, efficientnet_lite0_features
 
@@ -167,9 +167,7 @@ def run(
     """Run the reproduction over ``seeds``, write ``result.json`` + ``plot.png`` under
     ``out_dir/09-discriminative-vs-generative/`` and return the :class:`Result`."""
     timer = Timer()
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("give at least one seed")
+    seeds = check_seeds(seeds)
     cfg = SMOKE if smoke else FULL
     fm = fashion_features(cfg)
     fm_stats = feature_statistics(fm[0], fm[1])

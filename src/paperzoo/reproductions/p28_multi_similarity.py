@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, fit, make_loader, seed_everything
+from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, check_seeds, fit, make_loader, seed_everything
 from paperzoo.engine import progress as progress_bar
 from paperzoo.losses import MultiSimilarityLoss
 from paperzoo.metrics import retrieval_metrics
@@ -228,9 +228,7 @@ def run(
     """Run the reproduction over ``seeds``; write ``result.json`` and ``plot.png`` under
     ``out_dir/28-multi-similarity-loss/`` and return the :class:`Result`."""
     timer = Timer()
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("give at least one seed")
+    seeds = check_seeds(seeds)
     u30_cfg, dig_cfg = (SMOKE_U30, SMOKE_DIGITS) if smoke else (FULL_U30, FULL_DIGITS)
     u30, digits = union30_split(u30_cfg), digits_split()
     per_seed: list[dict[str, Any]] = []
