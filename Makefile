@@ -6,7 +6,7 @@ STAMP := $(VENV)/.paperzoo-installed
 SHOWCASE ?= 28
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-all bench readme clean
+.PHONY: setup run test test-all lint bench readme clean
 
 setup: $(STAMP)
 	@$(PY) -m paperzoo data install
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m paperzoo reproduce $(SHOWCASE) --seeds 3
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-all: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -14,9 +14,13 @@ def test_status_claims_are_backed_by_code() -> None:
 
 
 def test_check_detects_false_claims() -> None:
-    fake = catalog.Paper(99, "fake", "Fake", 2024, "losses", status="implemented", components=("paperzoo.losses.NoSuchLoss",))
+    fake = catalog.Paper(
+        99, "fake", "Fake", 2024, "losses", status="implemented", components=("paperzoo.losses.NoSuchLoss",)
+    )
     assert any("does not import" in m for m in catalog.check_paper(fake))
-    fake = catalog.Paper(99, "fake", "Fake", 2024, "losses", status="reproduced", components=("paperzoo.metrics.accuracy",))
+    fake = catalog.Paper(
+        99, "fake", "Fake", 2024, "losses", status="reproduced", components=("paperzoo.metrics.accuracy",)
+    )
     problems = catalog.check_paper(fake)
     assert any("names no reproduction" in m for m in problems)
     assert any("no measured result" in m for m in problems)
@@ -41,7 +45,12 @@ def test_reproduced_papers_have_a_reproduction_module_and_card() -> None:
 
 
 def test_lookup() -> None:
-    assert catalog.get(28) is catalog.get("28") is catalog.get("multi-similarity-loss") is catalog.get("28-multi-similarity-loss")
+    assert (
+        catalog.get(28)
+        is catalog.get("28")
+        is catalog.get("multi-similarity-loss")
+        is catalog.get("28-multi-similarity-loss")
+    )
     with pytest.raises(KeyError, match="no paper number 54"):
         catalog.get(54)
     with pytest.raises(KeyError):

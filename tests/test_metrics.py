@@ -18,7 +18,11 @@ def test_accuracy_and_f1() -> None:
 def test_top_k() -> None:
     scores = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
     target = torch.tensor([2, 0, 0])
-    assert metrics.top_k_accuracy(scores, target, ks=(1, 2, 3)) == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 3: 1.0}
+    assert metrics.top_k_accuracy(scores, target, ks=(1, 2, 3)) == {
+        1: pytest.approx(1 / 3),
+        2: pytest.approx(2 / 3),
+        3: 1.0,
+    }
     with pytest.raises(ValueError, match="each k"):
         metrics.top_k_accuracy(scores, target, ks=(4,))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -13,7 +12,9 @@ from rich.table import Table
 
 from paperzoo import catalog
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tested implementations and reproductions of 53 ML papers.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Tested implementations and reproductions of 53 ML papers."
+)
 bench_app = typer.Typer(no_args_is_help=True, help="Speed and memory benchmarks.")
 data_app = typer.Typer(no_args_is_help=True, help="The offline data sets.")
 app.add_typer(bench_app, name="bench")
@@ -33,11 +34,13 @@ def _paper_or_exit(ref: str) -> catalog.Paper:
 
 @app.command("list")
 def list_papers(
-    family: Optional[str] = typer.Option(None, "--family", "-f", help="Only this family."),
-    status: Optional[str] = typer.Option(None, "--status", "-s", help="planned | implemented | reproduced."),
+    family: str | None = typer.Option(None, "--family", "-f", help="Only this family."),
+    status: str | None = typer.Option(None, "--status", "-s", help="planned | implemented | reproduced."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     markdown: bool = typer.Option(False, "--markdown", help="The whole catalog as a Markdown table."),
-    update: Optional[Path] = typer.Option(None, "--update", help="With --markdown: rewrite the catalog block of this file."),
+    update: Path | None = typer.Option(
+        None, "--update", help="With --markdown: rewrite the catalog block of this file."
+    ),
 ) -> None:
     """List the papers with their family and honest status."""
     if markdown:

@@ -97,7 +97,9 @@ def retrieval_metrics(
     ``pytorch_metric_learning.utils.accuracy_calculator.AccuracyCalculator``.
     """
     if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
-        raise ValueError(f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)}, {tuple(labels.shape)}"
+        )
     if embeddings.shape[0] < 2:
         raise ValueError("need at least 2 embeddings")
     emb = embeddings.detach().float().cpu()
@@ -115,7 +117,9 @@ def retrieval_metrics(
     return res
 
 
-def rank1(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor) -> float:
+def rank1(
+    query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor
+) -> float:
     """Rank-1 identification rate: the nearest gallery item (cosine) has the query's label."""
     if query.shape[0] == 0 or gallery.shape[0] == 0:
         raise ValueError("query and gallery must be non-empty")

@@ -173,9 +173,7 @@ def _reference_statistics(x: np.ndarray, y: np.ndarray, divisor: float) -> tuple
     pis = np.array([np.mean(y == c) for c in classes])
     mus = np.stack([x[y == c].mean(axis=0) for c in classes])
     var = sum(p * (x[y == c].var(axis=0) + 1e-9) for p, c in zip(pis, classes))
-    loglik = np.stack(
-        [-0.5 * np.sum((x - mu) ** 2 / var + np.log(2 * np.pi * var), axis=1) for mu in mus], axis=1
-    )
+    loglik = np.stack([-0.5 * np.sum((x - mu) ** 2 / var + np.log(2 * np.pi * var), axis=1) for mu in mus], axis=1)
     kl, vd = [], []
     for k in range(len(classes)):
         rows = loglik[y == classes[k]]

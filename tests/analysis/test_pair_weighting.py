@@ -60,7 +60,9 @@ def test_property3_autograd_gradient_equals_closed_form_weights(
     # dL/dS = -w+/m on kept positives, +w-/m on kept negatives, 0 elsewhere
     torch.testing.assert_close(grad, (w_neg - w_pos) / n, atol=1e-10, rtol=0)
     assert torch.equal(w_pos > 0, pos) and torch.equal(w_neg > 0, neg)
-    g_pos, g_neg = gpw_pair_weights(lambda s, y: multi_similarity_loss(s, y, 2.0, beta, base, 0.1, mining=mining), S, labels)
+    g_pos, g_neg = gpw_pair_weights(
+        lambda s, y: multi_similarity_loss(s, y, 2.0, beta, base, 0.1, mining=mining), S, labels
+    )
     torch.testing.assert_close(g_pos * n, w_pos, atol=1e-10, rtol=0)
     torch.testing.assert_close(g_neg * n, w_neg, atol=1e-10, rtol=0)
 
@@ -145,7 +147,10 @@ def test_lifted_structure_weights_are_softmax_over_negatives() -> None:
     S, labels = batch(12, 5)
     w_pos, w_neg = gpw_pair_weights(lifted_structure_pair_loss, S, labels)
     pos, neg = pair_masks(labels)
-    active = (torch.logsumexp((1.0 - S).masked_fill(~pos, -torch.inf), 1) + torch.logsumexp(S.masked_fill(~neg, -torch.inf), 1)) > 0
+    active = (
+        torch.logsumexp((1.0 - S).masked_fill(~pos, -torch.inf), 1)
+        + torch.logsumexp(S.masked_fill(~neg, -torch.inf), 1)
+    ) > 0
     assert active.any()
     soft_neg = torch.softmax(S.masked_fill(~neg, -torch.inf), dim=1)
     soft_pos = torch.softmax((1.0 - S).masked_fill(~pos, -torch.inf), dim=1)

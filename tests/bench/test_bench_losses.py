@@ -22,7 +22,7 @@ def test_registry_covers_every_loss_with_its_reference() -> None:
         assert entry.kind in ("metric", "classification")
         x, y = entry.make_inputs(8, torch.Generator().manual_seed(0))
         leaf = x.clone().requires_grad_(True)
-        for build in (entry.ours, entry.floor, *( [entry.reference] if entry.reference else [])):
+        for build in (entry.ours, entry.floor, *([entry.reference] if entry.reference else [])):
             out = build()(leaf, y)
             assert out.ndim == 0 and torch.isfinite(out)
 
@@ -50,7 +50,9 @@ def test_tiny_run_writes_the_report(tmp_path: Path) -> None:
             assert set(row["peak_mb"]) == impls
             assert row["ratios"]["ours/floor"] == pytest.approx(row["time_ms"]["ours"] / row["time_ms"]["floor"])
             if entry["reference"]:
-                assert row["ratios"]["ours/reference"] == pytest.approx(row["time_ms"]["ours"] / row["time_ms"]["reference"])
+                assert row["ratios"]["ours/reference"] == pytest.approx(
+                    row["time_ms"]["ours"] / row["time_ms"]["reference"]
+                )
             else:
                 assert row["ratios"]["ours/reference"] is None
             assert "meets_target" not in row  # batch sizes below the target's range

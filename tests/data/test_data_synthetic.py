@@ -13,7 +13,9 @@ from paperzoo.data._sampling import random_rank_within_class
 
 # --------------------------------------------------------------------------- Gaussian mixture
 def test_gaussian_mixture_statistics() -> None:
-    x, y, means = data.gaussian_mixture(6000, 3, 5, separation=4.0, noise=0.5, weights=np.array([0.5, 0.3, 0.2]), seed=0)
+    x, y, means = data.gaussian_mixture(
+        6000, 3, 5, separation=4.0, noise=0.5, weights=np.array([0.5, 0.3, 0.2]), seed=0
+    )
     assert x.shape == (6000, 5) and x.dtype == np.float32 and y.dtype == np.int64 and means.shape == (3, 5)
     assert np.bincount(y).tolist() == [3000, 1800, 1200]  # exact proportions
     dists = np.linalg.norm(means[:, None] - means[None], axis=-1)

@@ -8,7 +8,16 @@ import torch
 from pytorch_metric_learning.losses import ContrastiveLoss
 from torch.utils.data import TensorDataset
 
-from paperzoo.engine import TrainConfig, fit, gather_for_metric_loss, init_distributed, make_loader, rank, seed_everything, world_size
+from paperzoo.engine import (
+    TrainConfig,
+    fit,
+    gather_for_metric_loss,
+    init_distributed,
+    make_loader,
+    rank,
+    seed_everything,
+    world_size,
+)
 from paperzoo.models import MLP
 
 out = sys.argv[1]
@@ -21,15 +30,20 @@ model = MLP(6, (16,), 8)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 loader = make_loader(TensorDataset(x, y), 8, seed=0)
 seen = sum(int(b[0].shape[0]) for b in loader)
-hist = fit(model, ContrastiveLoss(), loader, opt, TrainConfig(epochs=2, seed=1, progress=False, checkpoint_dir=f"{out}/ckpt"))
+hist = fit(
+    model, ContrastiveLoss(), loader, opt, TrainConfig(epochs=2, seed=1, progress=False, checkpoint_dir=f"{out}/ckpt")
+)
 params = torch.cat([p.detach().flatten() for p in model.parameters()])
 with open(f"{out}/rank{rank()}.json", "w") as f:
-    json.dump({
-        "world_size": world_size(),
-        "wrapped": type(gather_for_metric_loss(ContrastiveLoss())).__name__,
-        "seen": seen,
-        "steps": hist.steps,
-        "params": params.tolist(),
-    }, f)
+    json.dump(
+        {
+            "world_size": world_size(),
+            "wrapped": type(gather_for_metric_loss(ContrastiveLoss())).__name__,
+            "seen": seen,
+            "steps": hist.steps,
+            "params": params.tolist(),
+        },
+        f,
+    )
 torch.distributed.barrier()
 torch.distributed.destroy_process_group()

@@ -24,7 +24,13 @@ def test_training_reduces_loss_and_is_deterministic() -> None:
     for _ in range(2):
         ds, model = _problem()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        hist = fit(model, torch.nn.CrossEntropyLoss(), make_loader(ds, 16, seed=1), opt, TrainConfig(epochs=5, seed=3, progress=False))
+        hist = fit(
+            model,
+            torch.nn.CrossEntropyLoss(),
+            make_loader(ds, 16, seed=1),
+            opt,
+            TrainConfig(epochs=5, seed=3, progress=False),
+        )
         runs.append((_params(model), hist))
     assert torch.equal(runs[0][0], runs[1][0])
     hist = runs[0][1]
@@ -36,15 +42,28 @@ def test_resume_matches_uninterrupted_run(tmp_path) -> None:
     ds, model = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
-    full = fit(model, torch.nn.CrossEntropyLoss(), make_loader(ds, 16, seed=1), opt, TrainConfig(epochs=3, seed=3, progress=False), scheduler=sched)
+    full = fit(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        make_loader(ds, 16, seed=1),
+        opt,
+        TrainConfig(epochs=3, seed=3, progress=False),
+        scheduler=sched,
+    )
     reference = _params(model)
 
     ckpt = tmp_path / "ckpt"
     ds, model = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
-    part = fit(model, torch.nn.CrossEntropyLoss(), make_loader(ds, 16, seed=1), opt,
-               TrainConfig(epochs=3, max_steps=8, seed=3, progress=False, checkpoint_dir=ckpt, checkpoint_every=3), scheduler=sched)
+    part = fit(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        make_loader(ds, 16, seed=1),
+        opt,
+        TrainConfig(epochs=3, max_steps=8, seed=3, progress=False, checkpoint_dir=ckpt, checkpoint_every=3),
+        scheduler=sched,
+    )
     assert part.steps == 8
     state = load_checkpoint(ckpt / "last.pt")
     assert (state["epoch"], state["step_in_epoch"], state["step"]) == (1, 2, 8)
@@ -52,8 +71,14 @@ def test_resume_matches_uninterrupted_run(tmp_path) -> None:
     ds, model = _problem(seed=99)  # a different initialisation, overwritten by the checkpoint
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
-    resumed = fit(model, torch.nn.CrossEntropyLoss(), make_loader(ds, 16, seed=1), opt,
-                  TrainConfig(epochs=3, seed=3, progress=False, checkpoint_dir=ckpt, checkpoint_every=3), scheduler=sched)
+    resumed = fit(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        make_loader(ds, 16, seed=1),
+        opt,
+        TrainConfig(epochs=3, seed=3, progress=False, checkpoint_dir=ckpt, checkpoint_every=3),
+        scheduler=sched,
+    )
     assert resumed.resumed_from_step == 8 and resumed.steps == full.steps
     torch.testing.assert_close(_params(model), reference, rtol=0, atol=0)
     assert resumed.losses == pytest.approx(full.losses)
@@ -63,7 +88,7 @@ def test_checkpoint_refuses_arbitrary_objects(tmp_path) -> None:
     import pickle
 
     class Evil:
-        def __reduce__(self):  # noqa: D105
+        def __reduce__(self):
             return (print, ("pwned",))
 
     path = tmp_path / "evil.pt"

@@ -188,7 +188,9 @@ def test_defaults_follow_the_spec() -> None:
 
 # --------------------------------------------------------------------------- equality with PML
 @HYP
-@given(kind=compositions, n=st.integers(2, 40), dim=st.integers(2, 16), seed=st.integers(0, 10_000), mining=st.booleans())
+@given(
+    kind=compositions, n=st.integers(2, 40), dim=st.integers(2, 16), seed=st.integers(0, 10_000), mining=st.booleans()
+)
 def test_equals_pml_float64(kind: str, n: int, dim: int, seed: int, mining: bool) -> None:
     gen = torch.Generator().manual_seed(seed)
     labels = make_labels(kind, n, gen)
@@ -317,7 +319,9 @@ def test_property5_nonnegative(kind: str, n: int, seed: int, mining: bool) -> No
 def test_property5_exactly_zero_when_nothing_is_mined() -> None:
     # three tight, well-separated clusters: min positive >= max negative + epsilon everywhere
     centres = torch.eye(3, dtype=F64)
-    emb = (centres.repeat_interleave(4, 0) + 0.01 * torch.randn(12, 3, dtype=F64, generator=torch.Generator().manual_seed(0)))
+    emb = centres.repeat_interleave(4, 0) + 0.01 * torch.randn(
+        12, 3, dtype=F64, generator=torch.Generator().manual_seed(0)
+    )
     emb.requires_grad_(True)
     labels = torch.arange(12) // 4
     loss = MultiSimilarityLoss()(emb, labels)
@@ -352,7 +356,13 @@ def test_large_scales_stay_finite() -> None:
     loss = MultiSimilarityLoss(alpha=200.0, beta=2000.0, base=-0.5)(emb, labels)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(emb.grad).all()
-    ref = multi_similarity_loss(F.normalize(emb.detach().double(), dim=1) @ F.normalize(emb.detach().double(), dim=1).T, labels, 200.0, 2000.0, -0.5)
+    ref = multi_similarity_loss(
+        F.normalize(emb.detach().double(), dim=1) @ F.normalize(emb.detach().double(), dim=1).T,
+        labels,
+        200.0,
+        2000.0,
+        -0.5,
+    )
     assert loss.item() == pytest.approx(ref.item(), rel=1e-4)
 
 
@@ -402,7 +412,11 @@ def _emb_labels(seed: int = 0, n: int = 32, dim: int = 8) -> tuple[torch.Tensor,
 
 @pytest.mark.parametrize(
     "miner",
-    [miners.MultiSimilarityMiner(0.1), miners.TripletMarginMiner(0.2, type_of_triplets="semihard"), miners.PairMarginMiner(0.2, 0.5)],
+    [
+        miners.MultiSimilarityMiner(0.1),
+        miners.TripletMarginMiner(0.2, type_of_triplets="semihard"),
+        miners.PairMarginMiner(0.2, 0.5),
+    ],
 )
 def test_with_a_pml_miner_indices_tuple(miner: miners.BaseMiner) -> None:
     emb, labels = _emb_labels()
@@ -416,10 +430,14 @@ def test_with_a_pml_miner_indices_tuple(miner: miners.BaseMiner) -> None:
 def test_indices_tuple_without_labels() -> None:
     emb, labels = _emb_labels(1)
     tup = miners.MultiSimilarityMiner(0.1)(emb, labels)
-    assert MultiSimilarityLoss()(emb, None, tup).item() == pytest.approx(losses.MultiSimilarityLoss()(emb, labels, tup).item(), abs=1e-12)
+    assert MultiSimilarityLoss()(emb, None, tup).item() == pytest.approx(
+        losses.MultiSimilarityLoss()(emb, labels, tup).item(), abs=1e-12
+    )
 
 
-@pytest.mark.parametrize("reducer", [reducers.SumReducer(), reducers.AvgNonZeroReducer(), reducers.ThresholdReducer(low=0.1)])
+@pytest.mark.parametrize(
+    "reducer", [reducers.SumReducer(), reducers.AvgNonZeroReducer(), reducers.ThresholdReducer(low=0.1)]
+)
 def test_with_a_pml_reducer(reducer: reducers.BaseReducer) -> None:
     emb, labels = _emb_labels(2)
     ours = MultiSimilarityLoss(reducer=reducer)(emb, labels)
@@ -428,11 +446,15 @@ def test_with_a_pml_reducer(reducer: reducers.BaseReducer) -> None:
     assert ours.item() == pytest.approx(ref.item(), abs=1e-12)
 
 
-@pytest.mark.parametrize("distance", [distances.LpDistance(), distances.LpDistance(power=2), distances.DotProductSimilarity()])
+@pytest.mark.parametrize(
+    "distance", [distances.LpDistance(), distances.LpDistance(power=2), distances.DotProductSimilarity()]
+)
 def test_with_a_pml_distance(distance: distances.BaseDistance) -> None:
     emb, labels = _emb_labels(3)
     ours = MultiSimilarityLoss(distance=distance)(emb, labels)
-    ref = losses.MultiSimilarityLoss(distance=distance)(emb, labels, miners.MultiSimilarityMiner(0.1, distance=distance)(emb, labels))
+    ref = losses.MultiSimilarityLoss(distance=distance)(
+        emb, labels, miners.MultiSimilarityMiner(0.1, distance=distance)(emb, labels)
+    )
     assert ours.item() == pytest.approx(ref.item(), abs=1e-12)
 
 

@@ -15,7 +15,7 @@ from paperzoo.losses import ZLoss, spherical_stats, z_loss, z_loss_from_stats
 TINY = 1e-30  # variance floor small enough not to disturb exact invariances in float64
 
 # --------------------------------------------------------------------------- golden values (spec §6.2)
-O = [[1.0, 2.0, 0.5, -1.0, 3.0], [0.1, -0.2, 0.3, 0.0, 0.05]]
+OUTPUTS = [[1.0, 2.0, 0.5, -1.0, 3.0], [0.1, -0.2, 0.3, 0.0, 0.05]]
 C = [4, 2]
 GOLDEN = [
     # a, b, loss row 0, loss row 1, dL/do row 0
@@ -26,7 +26,7 @@ GOLDEN = [
 
 
 def golden_inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor(O, dtype=torch.float64), torch.tensor(C)
+    return torch.tensor(OUTPUTS, dtype=torch.float64), torch.tensor(C)
 
 
 @pytest.mark.parametrize("a,b,l0,l1,g0", GOLDEN)

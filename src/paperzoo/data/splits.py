@@ -222,7 +222,9 @@ def m_per_class_sampler(
         raise ValueError(f"batch_size must be a multiple of m; got batch_size={batch_size}, m={m}")
     n_classes = int(np.unique(arr).size)
     if batch_size // m > n_classes:
-        raise ValueError(f"batch_size={batch_size} with m={m} needs {batch_size // m} classes, but labels has {n_classes}")
+        raise ValueError(
+            f"batch_size={batch_size} with m={m} needs {batch_size // m} classes, but labels has {n_classes}"
+        )
     if length_before_new_iter is None:
         length = max(arr.shape[0], batch_size)
     else:

@@ -83,7 +83,9 @@ def gaussian_mixture(
     else:
         p = np.asarray(weights, dtype=np.float64)
         if p.shape != (c,) or not np.isfinite(p).all() or (p < 0).any() or not np.isclose(p.sum(), 1.0):
-            raise ValueError(f"weights must be {c} non-negative numbers summing to 1, got {np.asarray(weights).tolist()}")
+            raise ValueError(
+                f"weights must be {c} non-negative numbers summing to 1, got {np.asarray(weights).tolist()}"
+            )
         p = p / p.sum()
     rng = np.random.default_rng(check_seed(seed))
     g = rng.standard_normal((d, c))
@@ -322,7 +324,9 @@ def dis_gen_gaussian_params(n: int, K: int, *, mode: str = "easy") -> DisGenPara
     return DisGenParams(means=means, covariance=cov, factor=factor, clipped=clipped)
 
 
-def make_dis_gen_gaussian(n: int, K: int, m: int, *, mode: str = "easy", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_dis_gen_gaussian(
+    n: int, K: int, m: int, *, mode: str = "easy", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Samples of the Gaussian-mixture simulation of Zheng et al. (ICML 2023); parameters as
     in :func:`dis_gen_gaussian_params`.
 

@@ -245,4 +245,3 @@ def fit(
                 break
     model.eval()
     return history
-

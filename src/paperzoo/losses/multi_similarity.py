@@ -410,7 +410,9 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
                 if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype.is_floating_point:
                     raise ValueError("indices_tuple entries must be 1-D integer tensors")
                 if t.numel() and (int(t.min()) < 0 or int(t.max()) >= size):
-                    raise ValueError(f"indices_tuple entries must lie in [0, {size}), got values in [{int(t.min())}, {int(t.max())}]")
+                    raise ValueError(
+                        f"indices_tuple entries must lie in [0, {size}), got values in [{int(t.min())}, {int(t.max())}]"
+                    )
 
     # ------------------------------------------------------------------ general path
     def compute_loss(

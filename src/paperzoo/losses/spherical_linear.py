@@ -93,7 +93,9 @@ class SphericalLinear(nn.Module):
         if weight is None:
             weight = nn.Linear(in_features, num_classes, bias=False, dtype=dtype).weight.detach()
         elif weight.shape != (num_classes, in_features) or not weight.is_floating_point():
-            raise ValueError(f"weight must be a floating tensor of shape ({num_classes}, {in_features}), got {tuple(weight.shape)}")
+            raise ValueError(
+                f"weight must be a floating tensor of shape ({num_classes}, {in_features}), got {tuple(weight.shape)}"
+            )
         w = weight.detach().clone().to(dtype or weight.dtype)
         d = in_features
         self.register_buffer("V", w)
@@ -127,8 +129,15 @@ class SphericalLinear(nn.Module):
     # ----------------------------------------------------------------- forward / step
     def forward(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Z-loss of ``h W^T`` against ``target`` from (o_c, S1, S2), O(m d^2); gradients flow into h."""
-        if not isinstance(h, torch.Tensor) or not h.is_floating_point() or h.dim() != 2 or h.shape[1] != self.in_features:
-            raise ValueError(f"h must be a floating tensor of shape (N, {self.in_features}), got {getattr(h, 'shape', type(h))}")
+        if (
+            not isinstance(h, torch.Tensor)
+            or not h.is_floating_point()
+            or h.dim() != 2
+            or h.shape[1] != self.in_features
+        ):
+            raise ValueError(
+                f"h must be a floating tensor of shape (N, {self.in_features}), got {getattr(h, 'shape', type(h))}"
+            )
         if h.shape[0] == 0:
             raise ValueError("empty batch: h has 0 rows")
         check_finite(h, "h")

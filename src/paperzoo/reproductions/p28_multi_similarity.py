@@ -71,7 +71,9 @@ class TaskConfig:
 
 
 FULL_U30 = TaskConfig("union30", steps=600, classes_per_batch=12, m=5, lr=1e-3, max_per_class=500)
-SMOKE_U30 = TaskConfig("union30", steps=12, classes_per_batch=6, m=5, lr=1e-3, max_per_class=40, conv_width=4, gpw_classes=6)
+SMOKE_U30 = TaskConfig(
+    "union30", steps=12, classes_per_batch=6, m=5, lr=1e-3, max_per_class=40, conv_width=4, gpw_classes=6
+)
 FULL_DIGITS = TaskConfig("digits", steps=600, classes_per_batch=5, m=8, lr=1e-3)
 SMOKE_DIGITS = TaskConfig("digits", steps=20, classes_per_batch=5, m=8, lr=1e-3)
 
@@ -188,7 +190,11 @@ def gpw_analysis(model: nn.Module, split: Split, cfg: TaskConfig, seed: int) -> 
     pos, neg = pair_masks(labels)
     s_neg, s_pos = S[neg], S[pos]
     hard = s_neg >= torch.quantile(s_neg, 0.9)
-    out: dict[str, Any] = {"batch": f"{len(classes)} unseen classes x {cfg.m}", "S_neg": s_neg.tolist(), "S_pos": s_pos.tolist()}
+    out: dict[str, Any] = {
+        "batch": f"{len(classes)} unseen classes x {cfg.m}",
+        "S_neg": s_neg.tolist(),
+        "S_pos": s_pos.tolist(),
+    }
     for name, (w_pos, w_neg) in weights.items():
         wn, wp = w_neg[neg], w_pos[pos]
         out[name] = {
@@ -260,7 +266,11 @@ def run(
             claims.append(Claim(f"{task} Recall@1: MS + mining > {other} ({a:.3f} vs {b:.3f})", a > b))
     extra: dict[str, Any] = {
         "ms_vs_triplet": {
-            metric: {"MS + mining": mean(MS, metric), "triplet": mean(TRIPLET, metric), "difference": mean(MS, metric) - mean(TRIPLET, metric)}
+            metric: {
+                "MS + mining": mean(MS, metric),
+                "triplet": mean(TRIPLET, metric),
+                "difference": mean(MS, metric) - mean(TRIPLET, metric),
+            }
             for metric in METRICS
         },
         "final_train_loss": {str(r["seed"]): {"union30": r["loss_u30"], "digits": r["loss_digits"]} for r in per_seed},
@@ -330,7 +340,14 @@ def _figure(result: Result, gpw: dict[str, Any]) -> Any:
         for i, row in enumerate(result.rows):
             summ = row.summary()
             xs = np.arange(len(names)) + (i - (len(result.rows) - 1) / 2) * width
-            ax.bar(xs, [summ[m]["mean"] for m in names], width, yerr=[summ[m]["std"] for m in names], capsize=2, label=row.method)
+            ax.bar(
+                xs,
+                [summ[m]["mean"] for m in names],
+                width,
+                yerr=[summ[m]["std"] for m in names],
+                capsize=2,
+                label=row.method,
+            )
         ax.set_xticks(np.arange(len(names)), [m.split(" ", 1)[1] for m in names])
         ax.set_ylim(0.0, 1.15)
         ax.set_yticks(np.linspace(0.0, 1.0, 6))
