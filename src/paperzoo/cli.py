@@ -38,19 +38,10 @@ def list_papers(
     status: str | None = typer.Option(None, "--status", "-s", help="planned | implemented | reproduced."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     markdown: bool = typer.Option(False, "--markdown", help="The whole catalog as a Markdown table."),
-    update: Path | None = typer.Option(
-        None, "--update", help="With --markdown: rewrite the catalog block of this file."
-    ),
 ) -> None:
-    """List the papers with their family and honest status."""
+    """List the papers with their family, status (derived from the code) and verdict."""
     if markdown:
-        if update is None:
-            typer.echo(catalog.markdown_table())
-        else:
-            from paperzoo.engine.io import atomic_write_text
-
-            atomic_write_text(update, catalog.update_markdown_block(update.read_text()))
-            typer.echo(f"updated the catalog table in {update}")
+        typer.echo(catalog.markdown_table())
         return
     try:
         papers = catalog.select(family, status)
@@ -61,24 +52,22 @@ def list_papers(
         typer.echo(json.dumps([p.to_dict() for p in papers], indent=2))
         return
     table = Table(title=f"paperzoo catalog ({len(papers)} entries)")
-    for col in ("#", "title", "year", "family", "status"):
+    for col in ("#", "title", "year", "family", "status", "verdict"):
         table.add_column(col)
     colour = {"planned": "dim", "implemented": "yellow", "reproduced": "green"}
     for p in papers:
         title = p.title if len(p.title) <= 70 else p.title[:67] + "..."
         num = "base" if p.baseline else str(p.number)
-        table.add_row(num, title, str(p.year), p.family, f"[{colour[p.status]}]{p.status}[/]")
+        verdict = (p.result or {}).get("verdict", "")
+        table.add_row(num, title, str(p.year), p.family, f"[{colour[p.status]}]{p.status}[/]", verdict)
     console.print(table)
-
-
-def _card_path(paper: catalog.Paper) -> Path | None:
-    here = Path(__file__).resolve().parents[2] / "docs" / "papers" / f"{paper.key}.md"
-    return here if here.is_file() else None
 
 
 @app.command()
 def show(ref: str = typer.Argument(..., help="Paper number or slug.")) -> None:
-    """Show a paper's card: summary, components, usage, last result."""
+    """A paper's card: summary, components, usage and its recorded results table."""
+    from paperzoo.summaries import format_summary
+
     p = _paper_or_exit(ref)
     lines = [
         f"# {p.number:02d} — {p.title} ({p.year})",
@@ -93,18 +82,13 @@ def show(ref: str = typer.Argument(..., help="Paper number or slug.")) -> None:
         lines += ["", "## Usage", "```python", p.usage.strip(), "```"]
     if p.reproduction:
         lines += ["", "## Reproduction", f"`paperzoo reproduce {p.number}` (module `{p.reproduction}`)"]
-    if p.result:
-        lines += ["", "## Recorded result", p.result]
-    local = Path("results") / p.key / "result.json"
-    if local.is_file():
-        data = json.loads(local.read_text())
-        lines += ["", f"## Last local run ({local})", f"verdict: **{data['verdict']}**, seeds {data['seeds']}"]
-    card = _card_path(p)
-    if card:
-        lines += ["", f"Full card: `{card}`"]
     if p.status == "planned":
         lines += ["", "_Not implemented yet._"]
     console.print(Markdown("\n".join(lines)))
+    result = p.result
+    if result is not None:
+        console.print()
+        console.print(format_summary(result))
 
 
 @app.command()
@@ -112,7 +96,14 @@ def reproduce(
     ref: str = typer.Argument(..., help="Paper number or slug."),
     smoke: bool = typer.Option(False, "--smoke", help="Tiny, fast version (seconds)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0..N-1)."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="Worker processes (default: PAPERZOO_JOBS or the number of cores)."
+    ),
+    budget: str | None = typer.Option(None, "--budget", help="A reduced budget the reproduction offers."),
     out: Path = typer.Option(Path("results"), "--out", help="Results folder."),
+    record: bool = typer.Option(
+        False, "--record", help="Also commit the summary and plot into the package (full runs, source checkout)."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Run a paper's scaled-down reproduction; print the table, write JSON and PNG."""
@@ -125,8 +116,38 @@ def reproduce(
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
-    result = module.run(smoke=smoke, seeds=tuple(range(seeds)), out_dir=out, progress=not no_progress)
+    if record and (smoke or budget):
+        console.print("[red]--record takes the full run only (no --smoke, no --budget)[/red]")
+        raise typer.Exit(2)
+    try:
+        result = module.run(
+            smoke=smoke, seeds=tuple(range(seeds)), out_dir=out, progress=not no_progress, jobs=jobs, budget=budget
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(format_table(result))
+    if record:
+        from paperzoo.engine.recording import record_result
+
+        for path in record_result(result):
+            console.print(f"recorded {path}")
+
+
+@app.command()
+def docs(check: bool = typer.Option(False, "--check", help="Exit 1 if a generated block is out of date.")) -> None:
+    """Regenerate the README catalog table and each card's results block from the data."""
+    from paperzoo.docsync import source_root, sync
+
+    root = source_root()
+    if root is None:
+        console.print("[red]paperzoo docs needs a source checkout (README.md and docs/ beside src/)[/red]")
+        raise typer.Exit(2)
+    changed = sync(root, check=check)
+    for path in changed:
+        console.print(f"{'out of date' if check else 'updated'}: {path}")
+    if check and changed:
+        raise typer.Exit(1)
 
 
 @bench_app.command("losses")

@@ -1,6 +1,7 @@
 """The one training loop, seeding, checkpoints, progress bars, distributed helpers and
 results writer that every reproduction composes."""
 
+from paperzoo.engine import plots
 from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
 from paperzoo.engine.distributed import (
     gather_for_metric_loss,
@@ -11,14 +12,17 @@ from paperzoo.engine.distributed import (
 )
 from paperzoo.engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_figure
 from paperzoo.engine.loop import TrainConfig, TrainHistory, fit, make_loader
-from paperzoo.engine.progress import progress
-from paperzoo.engine.results import Claim, MethodRow, Result, Timer, format_table, summarize
+from paperzoo.engine.parallel import limit_threads, resolve_jobs, run_units, unit_threads
+from paperzoo.engine.progress import progress, progress_bar
+from paperzoo.engine.reproduce import Reproduction, start
+from paperzoo.engine.results import Claim, Result, Table, Timer, format_table, summarize
 from paperzoo.engine.seed import check_seeds, seed_everything
 
 __all__ = [
     "Claim",
-    "MethodRow",
+    "Reproduction",
     "Result",
+    "Table",
     "TrainConfig",
     "TrainHistory",
     "Timer",
@@ -33,11 +37,18 @@ __all__ = [
     "is_main_process",
     "load_checkpoint",
     "make_loader",
+    "plots",
+    "limit_threads",
     "progress",
+    "progress_bar",
+    "resolve_jobs",
+    "run_units",
     "rank",
     "save_checkpoint",
     "save_figure",
     "seed_everything",
+    "start",
     "summarize",
+    "unit_threads",
     "world_size",
 ]

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+
+
+def _on(enabled: bool) -> bool:
+    from paperzoo.engine.distributed import is_main_process
+
+    return enabled and os.environ.get("PAPERZOO_PROGRESS", "1") != "0" and is_main_process()
 
 
 def progress(
@@ -21,10 +28,22 @@ def progress(
     leave: bool = False,
 ) -> Iterator[T]:
     """Wrap ``iterable`` in a progress bar unless disabled (also off on non-main ranks)."""
-    from paperzoo.engine.distributed import is_main_process
-
-    on = enabled and os.environ.get("PAPERZOO_PROGRESS", "1") != "0" and is_main_process()
-    if not on:
+    if not _on(enabled):
         yield from iterable
         return
     yield from tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+
+@contextmanager
+def progress_bar(*, total: int, desc: str = "", enabled: bool = True, leave: bool = True) -> Iterator[Any]:
+    """A bar advanced by hand with ``bar.update(n)`` (a no-op object when disabled)."""
+    if not _on(enabled):
+        yield _NoBar()
+        return
+    with tqdm(total=total, desc=desc, leave=leave, dynamic_ncols=True) as bar:
+        yield bar

@@ -37,15 +37,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, check_seeds, fit, make_loader, seed_everything
-from paperzoo.engine import progress as progress_bar
+from paperzoo.engine import Claim, Result, Table, TrainConfig, fit, make_loader, plots, seed_everything, start
 from paperzoo.losses import MultiSimilarityLoss
 from paperzoo.metrics import retrieval_metrics
 from paperzoo.models import MLP, ConvNet, EmbeddingHead
 
 PAPER = 28
-KEY = "28-multi-similarity-loss"
-TITLE = "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning"
+DATA = ("fashion-mnist", "mnist", "animal-mnist")
+BUDGETS = ("showcase",)
 
 MS, MS_NO_MINING, CONTRASTIVE, TRIPLET = "MS + mining", "MS, no mining", "contrastive", "triplet"
 METHODS = (MS, MS_NO_MINING, CONTRASTIVE, TRIPLET)
@@ -76,6 +75,14 @@ SMOKE_U30 = TaskConfig(
 )
 FULL_DIGITS = TaskConfig("digits", steps=600, classes_per_batch=5, m=8, lr=1e-3)
 SMOKE_DIGITS = TaskConfig("digits", steps=20, classes_per_batch=5, m=8, lr=1e-3)
+SHOWCASE_U30 = TaskConfig("union30", steps=200, classes_per_batch=12, m=5, lr=1e-3, max_per_class=500)
+SHOWCASE_DIGITS = TaskConfig("digits", steps=200, classes_per_batch=5, m=8, lr=1e-3)
+CONFIGS: dict[str | None, tuple[TaskConfig, TaskConfig]] = {
+    None: (FULL_U30, FULL_DIGITS),
+    "smoke": (SMOKE_U30, SMOKE_DIGITS),
+    "showcase": (SHOWCASE_U30, SHOWCASE_DIGITS),
+}
+SHOWCASE_NOTE = "; SHOWCASE BUDGET: 200 instead of 600 training steps per run (`paperzoo reproduce 28` is the full run)"
 
 
 # --------------------------------------------------------------------------- data and models
@@ -208,74 +215,87 @@ def gpw_analysis(model: nn.Module, split: Split, cfg: TaskConfig, seed: int) -> 
     return out
 
 
+# --------------------------------------------------------------------------- units
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of work: ``method`` trained on ``cfg``'s task with ``seed``."""
+
+    cfg: TaskConfig
+    method: str
+    seed: int
+    gpw: bool = False  # also run the pair-weighting analysis on the trained network
+
+
+def _split(cfg: TaskConfig) -> Split:
+    return union30_split(cfg) if cfg.name == "union30" else digits_split()
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Train and evaluate one (task, method, seed); the retrieval metrics, the mean training
+    loss over the last tenth of the steps and, if asked, the pair-weighting analysis."""
+    split = _split(unit.cfg)
+    metrics, model, losses = train_and_evaluate(unit.method, split, unit.cfg, unit.seed, show=False)
+    tail = losses[-max(1, len(losses) // 10) :]
+    out: dict[str, Any] = {"metrics": metrics, "final_loss": float(np.mean(tail))}
+    if unit.gpw:
+        out["gpw"] = gpw_analysis(model, split, unit.cfg, unit.seed)
+    return out
+
+
 # --------------------------------------------------------------------------- run
-def _run_task(
-    cfg: TaskConfig, split: Split, seed: int, show: bool, keep_ms_model: bool
-) -> tuple[dict[str, dict[str, float]], dict[str, float], nn.Module | None]:
-    results: dict[str, dict[str, float]] = {}
-    final_loss: dict[str, float] = {}
-    kept: nn.Module | None = None
-    for method in METHODS:
-        metrics, model, losses = train_and_evaluate(method, split, cfg, seed, show)
-        results[method] = metrics
-        tail = losses[-max(1, len(losses) // 10) :]
-        final_loss[method] = float(np.mean(tail))
-        if keep_ms_model and method == MS:
-            kept = model
-    return results, final_loss, kept
-
-
 def run(
     smoke: bool = False,
     seeds: Sequence[int] = (0, 1, 2),
     out_dir: str | Path = "results",
     progress: bool = True,
+    jobs: int | None = None,
+    budget: str | None = None,
 ) -> Result:
-    """Run the reproduction over ``seeds``; write ``result.json`` and ``plot.png`` under
-    ``out_dir/28-multi-similarity-loss/`` and return the :class:`Result`."""
-    timer = Timer()
-    seeds = check_seeds(seeds)
-    u30_cfg, dig_cfg = (SMOKE_U30, SMOKE_DIGITS) if smoke else (FULL_U30, FULL_DIGITS)
-    u30, digits = union30_split(u30_cfg), digits_split()
-    per_seed: list[dict[str, Any]] = []
+    """Run the reproduction over ``seeds`` in up to ``jobs`` processes; write the result, its
+    summary and ``plot.png`` under ``out_dir/28-multi-similarity-loss/`` and return the
+    :class:`Result`. ``budget="showcase"`` runs fewer steps on fewer images (stated in the
+    output)."""
+    rep = start(PAPER, smoke=smoke, seeds=seeds, progress=progress, jobs=jobs, budget=budget, budgets=BUDGETS)
+    u30_cfg, dig_cfg = CONFIGS[rep.budget]
+    units = [
+        Unit(cfg, method, seed, gpw=cfg is u30_cfg and method == MS and seed == rep.seeds[0])
+        for seed in rep.seeds
+        for cfg in (u30_cfg, dig_cfg)
+        for method in METHODS
+    ]
+    outputs = rep.map(run_unit, units)
+    table = Table(METRICS, METHODS, baselines=BASELINES)
+    per_seed: dict[tuple[str, int], dict[str, float]] = {}
+    final_loss: dict[str, dict[str, dict[str, float]]] = {}
     gpw: dict[str, Any] = {}
-    for seed in progress_bar(seeds, desc="seeds", total=len(seeds), enabled=progress):
-        r_u30, loss_u30, ms_model = _run_task(u30_cfg, u30, seed, progress, keep_ms_model=seed == seeds[0])
-        r_dig, loss_dig, _ = _run_task(dig_cfg, digits, seed, progress, keep_ms_model=False)
-        per_seed.append({"seed": seed, "u30": r_u30, "digits": r_dig, "loss_u30": loss_u30, "loss_digits": loss_dig})
-        if ms_model is not None:
-            gpw = gpw_analysis(ms_model, u30, u30_cfg, seed)
+    for unit, out in zip(units, outputs):
+        prefix = "U30" if unit.cfg is u30_cfg else "digits"
+        ks = KS if unit.cfg is u30_cfg else (1,)
+        row = per_seed.setdefault((unit.method, unit.seed), {})
+        row.update({f"{prefix} R@{k}": out["metrics"][f"R@{k}"] for k in ks})
+        row[f"{prefix} MAP@R"] = out["metrics"]["MAP@R"]
+        final_loss.setdefault(str(unit.seed), {}).setdefault(unit.cfg.name, {})[unit.method] = out["final_loss"]
+        gpw = out.get("gpw", gpw)
+    for (method, seed), values in per_seed.items():
+        table.add(method, seed, values)
 
-    rows = []
-    for method in METHODS:
-        values: dict[str, list[float]] = {}
-        for k in KS:
-            values[f"U30 R@{k}"] = [r["u30"][method][f"R@{k}"] for r in per_seed]
-        values["U30 MAP@R"] = [r["u30"][method]["MAP@R"] for r in per_seed]
-        values["digits R@1"] = [r["digits"][method]["R@1"] for r in per_seed]
-        values["digits MAP@R"] = [r["digits"][method]["MAP@R"] for r in per_seed]
-        rows.append(MethodRow(method, values, is_baseline=method in BASELINES))
-
-    def mean(method: str, metric: str) -> float:
-        return float(np.mean(next(r for r in rows if r.method == method).values[metric]))
-
-    claims = []
-    for metric, task in (("U30 R@1", "union30"), ("digits R@1", "digits")):
-        for other in (MS_NO_MINING, CONTRASTIVE):
-            a, b = mean(MS, metric), mean(other, metric)
-            claims.append(Claim(f"{task} Recall@1: MS + mining > {other} ({a:.3f} vs {b:.3f})", a > b))
+    claims = [
+        Claim.greater(table, MS, other, metric)
+        for metric in ("U30 R@1", "digits R@1")
+        for other in (MS_NO_MINING, CONTRASTIVE)
+    ]
+    u30, digits = _split(u30_cfg), digits_split()
     extra: dict[str, Any] = {
         "ms_vs_triplet": {
             metric: {
-                "MS + mining": mean(MS, metric),
-                "triplet": mean(TRIPLET, metric),
-                "difference": mean(MS, metric) - mean(TRIPLET, metric),
+                MS: table.mean(MS, metric),
+                TRIPLET: table.mean(TRIPLET, metric),
+                "difference": table.mean(MS, metric) - table.mean(TRIPLET, metric),
             }
             for metric in METRICS
         },
-        "final_train_loss": {str(r["seed"]): {"union30": r["loss_u30"], "digits": r["loss_digits"]} for r in per_seed},
+        "final_train_loss": final_loss,
         "gpw": gpw,
-        "spec_6c_observed_digits_R@1": {MS: 0.951, TRIPLET: 0.928, CONTRASTIVE: 0.870, MS_NO_MINING: 0.845},
         "sizes": {
             "union30_train": len(u30.y_train),
             "union30_test": len(u30.y_test),
@@ -283,77 +303,43 @@ def run(
             "digits_test": len(digits.y_test),
         },
     }
-    result = Result(
-        paper=PAPER,
-        key=KEY,
-        title=TITLE,
-        metrics=list(METRICS),
-        rows=rows,
-        paper_headline=(
-            "CUB-200-2011 Recall@1 65.7 (512-d, ImageNet-pretrained BN-Inception) vs 60.6 for the previous "
-            "best (ABE-8); In-Shop Recall@1 88.0 vs 80.9 (HTL); the paper's ablation: mining + weighting "
-            "beats either alone"
-        ),
-        our_setting=(
+    result = rep.result(
+        table,
+        claims,
+        setting=(
             f"union30: train classes 0-14 ({len(u30.y_train)} images, {u30_cfg.max_per_class} per class), retrieve "
             f"among classes 15-29 ({len(u30.y_test)} images); ConvNet(width {u30_cfg.conv_width}) + 64-d "
             f"L2-normalised head; {u30_cfg.steps} Adam steps (lr {u30_cfg.lr}) of {u30_cfg.classes_per_batch} "
-            f"classes x {u30_cfg.m}. digits (spec §6(c)): train 0-4, retrieve 5-9, MLP 64-128-32, "
+            f"classes x {u30_cfg.m}. digits: train 0-4, retrieve 5-9, MLP 64-128-32, "
             f"{dig_cfg.steps} steps of {dig_cfg.classes_per_batch} x {dig_cfg.m}. MS alpha=2, beta=50, base=0.5, "
-            "epsilon=0.1; contrastive cosine (pos 1, neg 0.5); triplet margin 0.1, all triplets"
+            "epsilon=0.1; contrastive cosine (pos 1, neg 0.5); triplet margin 0.1, all triplets; one thread per run"
         ),
         scale_note=(
             "28x28 grayscale / 8x8 digits and small networks trained from scratch instead of ImageNet-pretrained "
             "BN-Inception on CUB/Cars/SOP/In-Shop; 15 unseen classes instead of 100-11,318; absolute Recall@K "
             "values are not comparable with the paper's, only the ordering of the losses"
+            + (SHOWCASE_NOTE if rep.budget == "showcase" else "")
         ),
-        verdict_rule=(
-            "means over seeds; claims (spec §6(c)): MS + mining > MS without mining and MS + mining > contrastive "
-            "on Recall@1, on each task (4 claims); holds if all hold, does not hold if none does, otherwise "
-            "inconclusive. MS vs triplet is reported (extra['ms_vs_triplet']), not claimed"
-        ),
-        claims=claims,
-        verdict=Result.verdict_from_claims(claims),
-        seeds=seeds,
-        smoke=smoke,
+        notes="MS vs triplet is reported (extra['ms_vs_triplet']), not claimed: the paper compares with other baselines.",
+        highlight=(MS, CONTRASTIVE, "U30 R@1"),
         extra=extra,
     )
-    fig = _figure(result, gpw)
-    result.elapsed_s = timer.elapsed
-    result.write(out_dir, fig)
-    return result
+    return result.write(out_dir, figure=_figure)
 
 
 # --------------------------------------------------------------------------- figure
-def _figure(result: Result, gpw: dict[str, Any]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(22, 4.8), gridspec_kw={"width_ratios": [1.4, 0.8, 1.1, 1.1]})
-    width = 0.8 / len(result.rows)
+def _figure(result: Result) -> Any:
+    fig, axes = plots.subplots(4, width=5.5, height=4.8, width_ratios=[1.4, 0.8, 1.1, 1.1])
     for ax, names, title in (
-        (axes[0], [*(f"U30 R@{k}" for k in KS), "U30 MAP@R"], "union30: unseen classes 15-29"),
+        (axes[0], U30_METRICS, "union30: unseen classes 15-29"),
         (axes[1], DIGITS_METRICS, "digits: unseen classes 5-9"),
     ):
-        for i, row in enumerate(result.rows):
-            summ = row.summary()
-            xs = np.arange(len(names)) + (i - (len(result.rows) - 1) / 2) * width
-            ax.bar(
-                xs,
-                [summ[m]["mean"] for m in names],
-                width,
-                yerr=[summ[m]["std"] for m in names],
-                capsize=2,
-                label=row.method,
-            )
-        ax.set_xticks(np.arange(len(names)), [m.split(" ", 1)[1] for m in names])
-        ax.set_ylim(0.0, 1.15)
+        plots.grouped_bars(
+            ax, result.table, names, labels=[m.split(" ", 1)[1] for m in names], ylim=(0.0, 1.15), title=title
+        )
         ax.set_yticks(np.linspace(0.0, 1.0, 6))
-        ax.set_ylabel("mean ± std over seeds")
-        ax.set_title(title)
     axes[0].legend(fontsize=8, loc="upper center", ncol=4)
+    gpw = result.extra["gpw"]
     styles = {
         "multi-similarity": ("C0", "o"),
         "contrastive": ("C2", "s"),
@@ -373,9 +359,4 @@ def _figure(result: Result, gpw: dict[str, Any]) -> Any:
         pair = "negative" if kind == "w_neg" else "positive"
         ax.set_title(f"GPW: {pair} pairs ({gpw.get('batch', '')}, MS-trained net)")
     axes[2].legend(fontsize=8, loc="upper left")
-    fig.suptitle(
-        f"#28 Multi-Similarity loss vs contrastive / triplet ({len(result.seeds)} seed(s)"
-        f"{', smoke' if result.smoke else ''}): verdict {result.verdict}"
-    )
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, result, "Multi-Similarity loss vs contrastive / triplet")
