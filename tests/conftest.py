@@ -1,8 +1,15 @@
 import os
 
-import pytest
-
+# One thread per test process: on a small, shared machine torch's and BLAS's extra threads
+# make the many tiny tensor operations of the tests up to 100x slower (`paperzoo bench threads`).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 os.environ.setdefault("PAPERZOO_PROGRESS", "0")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -23,8 +23,10 @@ def test_top_k() -> None:
         2: pytest.approx(2 / 3),
         3: 1.0,
     }
-    with pytest.raises(ValueError, match="each k"):
-        metrics.top_k_accuracy(scores, target, ks=(4,))
+    with pytest.raises(ValueError, match=r"^top_k_accuracy: ks\[1\] must be an int in \[1, 3\], got 4$"):
+        metrics.top_k_accuracy(scores, target, ks=(1, 4))
+    with pytest.raises(ValueError, match=r"^top_k_accuracy: ks\[0\] must be an int in \[1, 3\], got 0$"):
+        metrics.top_k_accuracy(scores, target, ks=(0,))
 
 
 def test_retrieval_metrics_hand_computed() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from paperzoo._validation import Interval, validate_params
+
 ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
 
 
@@ -37,7 +39,11 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Unweighted mean of per-class F1 (scikit-learn's ``f1_score(average="macro")``)."""
+    """Unweighted mean of per-class F1 (scikit-learn's ``f1_score(average="macro")``).
+
+    Not torchmetrics' ``multiclass_f1_score``: it needs labels encoded as ``0..K-1`` and
+    divides in float32, so its values differ from these (float64) by up to ~4e-8.
+    """
     from sklearn.metrics import f1_score
 
     t, p = _np(y_true).ravel(), _np(y_pred).ravel()
@@ -47,15 +53,24 @@ def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 def top_k_accuracy(scores: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
     """Top-k accuracy for each k: the target is among the k highest scores (ties broken by
-    ``torch.topk``). ``scores`` is (N, C), ``target`` (N,)."""
+    ``torch.topk``). ``scores`` is (N, C), ``target`` (N,).
+
+    Not torchmetrics' ``multiclass_accuracy(top_k=k, average="micro")``: it agrees without ties,
+    but breaks ties differently (``argmax``, the first maximum, for k = 1; one ``topk`` call per
+    k otherwise, while this function takes every k from one ``topk(max(ks))``), so results on
+    tied scores (e.g. a zero-initialised model) would change.
+    """
     if scores.dim() != 2 or target.shape != (scores.shape[0],):
         raise ValueError(f"scores must be (N, C) and target (N,), got {tuple(scores.shape)} and {tuple(target.shape)}")
     if scores.shape[0] == 0:
         raise ValueError("scores is empty")
-    kmax = max(ks)
-    if kmax > scores.shape[1] or min(ks) < 1:
-        raise ValueError(f"each k must lie in [1, {scores.shape[1]}], got {list(ks)}")
-    top = scores.topk(kmax, dim=1).indices
+    in_range = [Interval(int, 1, scores.shape[1], closed="both")]
+    validate_params(
+        {f"ks[{i}]": in_range for i in range(len(ks))},
+        {f"ks[{i}]": k for i, k in enumerate(ks)},
+        owner="top_k_accuracy",
+    )
+    top = scores.topk(max(ks), dim=1).indices
     hit = top == target[:, None]
     return {k: float(hit[:, :k].any(dim=1).float().mean()) for k in ks}
 

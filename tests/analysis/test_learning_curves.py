@@ -157,7 +157,7 @@ def test_bad_input() -> None:
         learning_curve_comparison(x, y, x, y, [51], clf)
     with pytest.raises(ValueError, match="at least one classifier"):
         learning_curve_comparison(x, y, x, y, [10], {})
-    with pytest.raises(ValueError, match="repeats"):
+    with pytest.raises(ValueError, match=r"^learning_curve_comparison: repeats must be an int in \[1, inf\), got 0$"):
         learning_curve_comparison(x, y, x, y, [10], clf, repeats=0)
     with pytest.raises(TypeError, match="factory"):
         learning_curve_comparison(x, y, x, y, [10], {"bad": 3})

@@ -190,5 +190,5 @@ def test_bad_inputs_raise() -> None:
         binomial_deviance_pair_loss(S, labels.float())
     with pytest.raises(ValueError, match="scalar"):
         gpw_pair_weights(lambda s, y: s.sum(1), S, labels)
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(ValueError, match=r"^ms_pair_weights: beta must be a float in \(0, inf\), got 0.0$"):
         ms_pair_weights(S, labels, beta=0.0)

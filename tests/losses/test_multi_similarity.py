@@ -1,9 +1,13 @@
 """Tests of the Multi-Similarity loss (paper 28): spec §6(a) properties, §6(b) golden values,
-equality with pytorch-metric-learning, gradcheck, PML interoperability and input errors."""
+equality with pytorch-metric-learning, PML interoperability and input errors. The generic
+metric-loss behaviour (input errors, gradcheck, permutation, dtypes, round trips, miners,
+reducers, ``DistributedLossWrapper``) is covered by :func:`paperzoo.testing.metric_loss_checks`."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -15,6 +19,7 @@ from pytorch_metric_learning.losses import BaseMetricLossFunction
 
 from paperzoo.losses import MultiSimilarityLoss
 from paperzoo.losses.multi_similarity import ms_pair_masks, multi_similarity_loss
+from paperzoo.testing import metric_loss_checks
 
 F64 = torch.float64
 HYP = settings(max_examples=25, deadline=None)
@@ -378,15 +383,6 @@ def test_fused_backward_matches_autograd_of_the_reference() -> None:
     torch.testing.assert_close(e1.grad, e2.grad, atol=1e-13, rtol=1e-10)
 
 
-@pytest.mark.parametrize("mining", [True, False])
-def test_gradcheck_fused_path(mining: bool) -> None:
-    gen = torch.Generator().manual_seed(0)
-    emb = torch.randn(12, 5, dtype=F64, generator=gen, requires_grad=True)
-    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 5])
-    loss = MultiSimilarityLoss(mining=mining, beta=10.0)
-    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (emb,))
-
-
 def test_gradcheck_general_path_and_reference() -> None:
     gen = torch.Generator().manual_seed(1)
     emb = torch.randn(10, 4, dtype=F64, generator=gen, requires_grad=True)
@@ -477,16 +473,6 @@ def test_with_an_embedding_regularizer() -> None:
     assert ours.item() == pytest.approx(ref.item(), abs=1e-12)
 
 
-def test_inside_pml_distributed_loss_wrapper() -> None:
-    from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
-
-    emb, labels = _emb_labels(8)
-    wrapped = DistributedLossWrapper(MultiSimilarityLoss())  # type-checks BaseMetricLossFunction
-    with pytest.warns(UserWarning, match="non-distributed"):
-        out = wrapped(emb, labels)
-    assert out.item() == pytest.approx(MultiSimilarityLoss()(emb, labels).item(), abs=1e-12)
-
-
 def test_fused_and_general_paths_agree() -> None:
     emb, labels = _emb_labels(7, n=50)
     for mining in (True, False):
@@ -494,22 +480,22 @@ def test_fused_and_general_paths_agree() -> None:
         assert loss(emb, labels).item() == pytest.approx(general_path(loss, emb, labels).item(), abs=1e-12)
 
 
-# --------------------------------------------------------------------------- bad input
-def test_bad_inputs_raise() -> None:
+# --------------------------------------------------------------------------- check suite and bad input
+CHECKS = [
+    (f"mining={mining}-{name}", check)
+    for mining in (True, False)
+    for name, check in metric_loss_checks(partial(MultiSimilarityLoss, mining=mining))
+]
+
+
+@pytest.mark.parametrize(("name", "check"), CHECKS, ids=[name for name, _ in CHECKS])
+def test_metric_loss_suite(name: str, check: Callable[[], None]) -> None:
+    check()
+
+
+def test_bad_inputs_beyond_the_suite_raise() -> None:
     loss = MultiSimilarityLoss()
     emb, labels = torch.randn(8, 4), torch.arange(8) // 2
-    with pytest.raises(ValueError, match="shape"):
-        loss(torch.randn(8), labels)
-    with pytest.raises(ValueError, match="labels must have shape"):
-        loss(emb, labels[:5])
-    with pytest.raises(ValueError, match="empty batch"):
-        loss(torch.randn(0, 4), torch.zeros(0, dtype=torch.long))
-    bad = emb.clone()
-    bad[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
-        loss(bad, labels)
-    with pytest.raises(TypeError, match="integer"):
-        loss(emb, labels.float())
     with pytest.raises(TypeError, match="floating-point"):
         loss(emb.long(), labels)
     with pytest.raises(ValueError, match="labels are required"):
@@ -527,16 +513,24 @@ def test_bad_inputs_raise() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"alpha": 0.0}, "alpha"),
-        ({"beta": -1.0}, "beta"),
-        ({"beta": math.inf}, "beta"),
-        ({"base": math.nan}, "base"),
-        ({"epsilon": -0.1}, "epsilon"),
+        ({"alpha": 0.0}, r"alpha must be a float in \(0, inf\), got 0.0$"),
+        ({"beta": -1.0}, r"beta must be a float in \(0, inf\), got -1.0$"),
+        ({"beta": math.inf}, r"beta must be a float in \(0, inf\), got inf$"),
+        ({"base": math.nan}, r"base must be a float in \(-inf, inf\), got nan$"),
+        ({"epsilon": -0.1}, r"epsilon must be a float in \[0, inf\], got -0.1$"),
     ],
 )
 def test_bad_hyperparameters_raise(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="^MultiSimilarityLoss: " + match):
         MultiSimilarityLoss(**kwargs)
+    with pytest.raises(ValueError, match="^multi_similarity_loss: " + match):
+        multi_similarity_loss(torch.eye(3), torch.arange(3), **kwargs)
+
+
+def test_infinite_epsilon_is_accepted() -> None:
+    assert MultiSimilarityLoss(epsilon=math.inf).epsilon == math.inf
+    pos, _ = ms_pair_masks(torch.eye(3), torch.tensor([0, 0, 1]), epsilon=math.inf)
+    assert pos.shape == (3, 3)
 
 
 def test_functional_bad_inputs_raise() -> None:
@@ -546,7 +540,9 @@ def test_functional_bad_inputs_raise() -> None:
         multi_similarity_loss(torch.randn(3, 3), torch.arange(4))
     with pytest.raises(ValueError, match="NaN"):
         multi_similarity_loss(torch.full((3, 3), float("nan")), torch.arange(3))
-    with pytest.raises(ValueError, match="reduction"):
+    with pytest.raises(ValueError, match=r"^multi_similarity_loss: reduction must be one of \{'mean', 'sum', 'none'\}"):
         multi_similarity_loss(torch.randn(3, 3), torch.arange(3), reduction="max")
+    with pytest.raises(ValueError, match=r"^ms_pair_masks: epsilon must be a float in \[0, inf\], got -1$"):
+        ms_pair_masks(torch.randn(3, 3), torch.arange(3), epsilon=-1)
     with pytest.raises(ValueError, match="empty batch"):
         ms_pair_masks(torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))

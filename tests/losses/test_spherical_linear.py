@@ -82,11 +82,18 @@ def test_bad_input_raises() -> None:
         layer(torch.randn(0, 4), torch.zeros(0, dtype=torch.long))
     with pytest.raises(RuntimeError, match=r"needs a forward pass first"):
         layer.sgd_step(0.1)
-    with pytest.raises(ValueError, match=r"num_classes must be an int >= 2"):
+    with pytest.raises(ValueError, match=r"^SphericalLinear: num_classes must be an int in \[2, inf\), got 1$"):
         SphericalLinear(4, 1)
-    with pytest.raises(ValueError, match=r"reduction must be 'mean' or 'sum'"):
+    with pytest.raises(ValueError, match=r"^SphericalLinear: in_features must be an int in \[1, inf\), got True$"):
+        SphericalLinear(True, 10)
+    with pytest.raises(ValueError, match=r"^SphericalLinear: reduction must be one of \{'mean', 'sum'\}, got 'none'$"):
         SphericalLinear(4, 10, reduction="none")
-    with pytest.raises(ValueError, match=r"a must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"^SphericalLinear: a must be a float in \(0, inf\), got 0.0$"):
         SphericalLinear(4, 10, a=0.0)
+    with pytest.raises(ValueError, match=r"^SphericalLinear: renorm_every must be an int in \[1, inf\), got 0$"):
+        SphericalLinear(4, 10, renorm_every=0)
+    layer(torch.randn(3, 4), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"^SphericalLinear.sgd_step: lr must be a float in \(0, inf\), got 0$"):
+        layer.sgd_step(0)
     with pytest.raises(ValueError, match=r"weight must be a floating tensor of shape \(10, 4\)"):
         SphericalLinear(4, 10, weight=torch.randn(4, 10))

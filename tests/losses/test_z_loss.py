@@ -1,8 +1,12 @@
-"""Tests of the Z-loss (paper 05, spec §3 and §6.1-6.2)."""
+"""Tests of the Z-loss (paper 05, spec §3 and §6.1-6.2). The generic classification-loss
+behaviour (input errors, reductions, weights, gradcheck, dtypes, round trips) is covered by
+:func:`paperzoo.testing.classification_loss_checks`; the tests below are the paper's."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -10,7 +14,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paperzoo.losses import ZLoss, spherical_stats, z_loss, z_loss_from_stats
+from paperzoo.losses import ClassificationLoss, ZLoss, spherical_stats, z_loss, z_loss_from_stats
+from paperzoo.testing import classification_loss_checks
 
 TINY = 1e-30  # variance floor small enough not to disturb exact invariances in float64
 
@@ -60,6 +65,8 @@ def test_golden_module_and_reductions() -> None:
     torch.testing.assert_close(ZLoss()(o, c), per.mean(), rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(ZLoss(reduction="sum")(o, c), per.sum(), rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(ZLoss(1.0, 1.0, "none")(o, c), per, rtol=2e-5, atol=1e-6)
+    weight = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(ZLoss()(o, c, weight), (per * weight).sum() / 4, rtol=2e-5, atol=1e-6)
 
 
 def test_golden_stats_form() -> None:
@@ -127,7 +134,8 @@ def test_closed_form_gradient_matches_autograd(seed: int, n: int, d: int, a: flo
     s = torch.sigmoid(a * (b - z_c))
     delta = F.one_hot(c, d).to(x.dtype)
     expected = -s / sigma * (delta - 1.0 / d - z_c * z / d)
-    torch.testing.assert_close(g, expected, rtol=1e-8, atol=1e-10)
+    # the gradient and its round-off scale as 1 / sigma (rows with close outputs, e.g. D = 2)
+    torch.testing.assert_close(g, expected, rtol=1e-8, atol=1e-10 / float(sigma.min()))
 
 
 @settings(max_examples=25, deadline=None)
@@ -231,22 +239,16 @@ def test_zero_variance_gives_finite_loss_and_gradient() -> None:
     assert bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(t.grad).all()) for t in (o_c, s1, s2))
 
 
-def test_float32_and_half_inputs() -> None:
+def test_low_precision_values_match_float64() -> None:
     o, c = random_case(3, 16, 9)
     ref = z_loss(o, c, 2.0, 1.5)
-    out32 = z_loss(o.float(), c, 2.0, 1.5)
-    assert out32.dtype == torch.float32
-    torch.testing.assert_close(out32.double(), ref, rtol=1e-5, atol=1e-6)
-    out16 = z_loss(o.half(), c, 2.0, 1.5)
-    assert out16.dtype == torch.float32 and torch.isfinite(out16)
-    torch.testing.assert_close(out16.double(), ref, rtol=5e-3, atol=5e-3)
+    torch.testing.assert_close(z_loss(o.float(), c, 2.0, 1.5).double(), ref, rtol=1e-5, atol=1e-6)
+    for low in (torch.float16, torch.bfloat16):  # computed in float32 from the rounded inputs
+        torch.testing.assert_close(z_loss(o.to(low), c, 2.0, 1.5).double(), ref, rtol=2e-2, atol=2e-2)
 
 
-def test_gradcheck_float64() -> None:
+def test_gradcheck_stats_form() -> None:
     o, c = random_case(11, 4, 7)
-    o.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x: z_loss(x, c, 0.7, 1.3, "none"), (o,))
-    assert torch.autograd.gradcheck(lambda x: ZLoss(3.0, -0.5, "sum")(x, c), (o,))
     o_c = o.detach().gather(1, c[:, None]).squeeze(1).requires_grad_(True)
     s1 = o.detach().sum(1).requires_grad_(True)
     s2 = (o.detach() ** 2).sum(1).requires_grad_(True)
@@ -283,10 +285,23 @@ def test_spherical_path_matches_dense_loss_and_gradients() -> None:
         torch.testing.assert_close(gs, gd, rtol=1e-8, atol=1e-10)
 
 
-# --------------------------------------------------------------------------- module and bad input
-def test_module_matches_functional_and_repr() -> None:
-    o, c = random_case(2, 10, 8)
-    torch.testing.assert_close(ZLoss(0.5, 2.0)(o, c), z_loss(o, c, 0.5, 2.0))
+# --------------------------------------------------------------------------- module, check suite and bad input
+SUITES = {
+    "defaults": classification_loss_checks(ZLoss, z_loss),
+    "a3_b-0.5_eps1e-6": classification_loss_checks(
+        partial(ZLoss, a=3.0, b=-0.5, eps=1e-6), partial(z_loss, a=3.0, b=-0.5, eps=1e-6), num_classes=7, seed=1
+    ),
+}
+CHECKS = [(f"{suite}-{name}", check) for suite, checks in SUITES.items() for name, check in checks]
+
+
+@pytest.mark.parametrize(("name", "check"), CHECKS, ids=[name for name, _ in CHECKS])
+def test_classification_loss_suite(name: str, check: Callable[[], None]) -> None:
+    check()
+
+
+def test_module_is_a_classification_loss_with_repr() -> None:
+    assert isinstance(ZLoss(), ClassificationLoss)
     assert "a=0.5, b=2.0" in repr(ZLoss(0.5, 2.0))
     assert "NOT" in (ZLoss.__doc__ or "") and "PaLM" in (ZLoss.__doc__ or "")
 
@@ -309,24 +324,15 @@ def test_loss_trains_a_linear_classifier() -> None:
     assert (model(x).argmax(1) == y).float().mean().item() > 0.9
 
 
-BAD_INPUTS = [
-    (torch.randn(5), torch.zeros(5, dtype=torch.long), ValueError, r"logits must have shape \(B, C\)"),
-    (torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long), ValueError, r"logits must have shape \(B, C\)"),
-    (torch.randn(4, 3), torch.zeros(3, dtype=torch.long), ValueError, r"target must have shape \(4,\)"),
-    (torch.randn(4, 3), torch.zeros(4, 1, dtype=torch.long), ValueError, r"target must have shape \(4,\)"),
-    (torch.randn(4, 3), torch.zeros(4), TypeError, r"target must be an integer tensor"),
-    (torch.randn(4, 3), torch.tensor([0, 1, 2, 3]), ValueError, r"target must lie in \[0, 3\)"),
-    (torch.randn(4, 3), torch.tensor([0, -1, 2, 1]), ValueError, r"target must lie in \[0, 3\)"),
-    (torch.tensor([[0.0, float("nan")]]), torch.tensor([0]), ValueError, r"logits contains NaN"),
-    (torch.tensor([[0.0, float("inf")]]), torch.tensor([0]), ValueError, r"logits contains NaN or infinite"),
-    (torch.randn(0, 3), torch.zeros(0, dtype=torch.long), ValueError, r"empty batch"),
-    (torch.randn(4, 1), torch.zeros(4, dtype=torch.long), ValueError, r"at least 2 classes"),
-    (torch.randint(0, 3, (4, 3)), torch.zeros(4, dtype=torch.long), TypeError, r"logits must be a floating-point"),
-]
-
-
-@pytest.mark.parametrize("logits,target,exc,match", BAD_INPUTS)
-def test_bad_inputs_raise(logits: torch.Tensor, target: torch.Tensor, exc: type[Exception], match: str) -> None:
+@pytest.mark.parametrize(
+    ("logits", "exc", "match"),
+    [
+        (torch.randn(4, 1), ValueError, r"at least 2 classes"),
+        (torch.randint(0, 3, (4, 3)), TypeError, r"logits must be a floating-point"),
+    ],
+)
+def test_bad_inputs_beyond_the_suite_raise(logits: torch.Tensor, exc: type[Exception], match: str) -> None:
+    target = torch.zeros(4, dtype=torch.long)
     with pytest.raises(exc, match=match):
         z_loss(logits, target)
     with pytest.raises(exc, match=match):
@@ -336,19 +342,20 @@ def test_bad_inputs_raise(logits: torch.Tensor, target: torch.Tensor, exc: type[
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(a=0.0), r"a must be a finite number > 0"),
-        (dict(a=-1.0), r"a must be a finite number > 0"),
-        (dict(a=float("inf")), r"a must be a finite number > 0"),
-        (dict(b=float("nan")), r"b must be a finite number"),
-        (dict(reduction="avg"), r"reduction must be one of"),
-        (dict(eps=0.0), r"eps must be None or a finite number > 0"),
-        (dict(eps=-1e-8), r"eps must be None or a finite number > 0"),
+        (dict(a=0.0), r"a must be a float in \(0, inf\), got 0.0$"),
+        (dict(a=-1.0), r"a must be a float in \(0, inf\), got -1.0$"),
+        (dict(a=float("inf")), r"a must be a float in \(0, inf\), got inf$"),
+        (dict(a=True), r"a must be a float in \(0, inf\), got True$"),
+        (dict(b=float("nan")), r"b must be a float in \(-inf, inf\), got nan$"),
+        (dict(b="1"), r"b must be a float in \(-inf, inf\), got '1'$"),
+        (dict(eps=0.0), r"eps must be None or a float in \(0, inf\), got 0.0$"),
+        (dict(eps=-1e-8), r"eps must be None or a float in \(0, inf\), got -1e-08$"),
     ],
 )
 def test_bad_hyperparameters_raise(kwargs: dict[str, object], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="^ZLoss: " + match):
         ZLoss(**kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="^z_loss: " + match):
         z_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]), **kwargs)  # type: ignore[arg-type]
 
 
@@ -362,11 +369,11 @@ def test_bad_stats_inputs_raise() -> None:
         z_loss_from_stats(x, torch.ones(3, dtype=torch.long), x, 5)
     with pytest.raises(ValueError, match=r"s2 contains NaN"):
         z_loss_from_stats(x, x, torch.tensor([1.0, float("nan"), 1.0]), 5)
-    with pytest.raises(ValueError, match=r"num_classes must be an int >= 2"):
+    with pytest.raises(ValueError, match=r"^z_loss_from_stats: num_classes must be an int in \[2, inf\), got 1$"):
         z_loss_from_stats(x, x, x, 1)
     with pytest.raises(ValueError, match=r"empty batch"):
         z_loss_from_stats(torch.randn(0), torch.randn(0), torch.randn(0), 5)
-    with pytest.raises(ValueError, match=r"a must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"^z_loss_from_stats: a must be a float in \(0, inf\), got 0.0$"):
         z_loss_from_stats(x, x, x, 5, a=0.0)
 
 

@@ -180,8 +180,12 @@ def test_bad_input() -> None:
         nb.fit(np.zeros((0, 2)), np.zeros(0))
     with pytest.raises(ValueError, match="Unknown label type"):
         nb.fit(X_GOLD, np.linspace(0, 1, 7))
-    with pytest.raises(ValueError, match="var_smoothing"):
+    with pytest.raises(
+        ValueError, match=r"^SharedVarianceGaussianNB: var_smoothing must be a float in \[0, inf\), got -1.0$"
+    ):
         SharedVarianceGaussianNB(var_smoothing=-1.0).fit(X_GOLD, Y_GOLD)
+    with pytest.raises(ValueError, match="var_smoothing"):
+        SharedVarianceGaussianNB(var_smoothing=np.inf).partial_fit(X_GOLD, Y_GOLD)
     fitted = SharedVarianceGaussianNB().fit(X_GOLD, Y_GOLD)
     with pytest.raises(ValueError, match="features"):
         fitted.predict(np.zeros((2, 3)))

@@ -98,9 +98,11 @@ def test_bad_input(tmp_path: Path) -> None:
         efficientnet_lite0_features(x * 255)
     with pytest.raises(TypeError, match="floating point"):
         efficientnet_lite0_features((x * 255).astype(np.uint8))
-    with pytest.raises(ValueError, match="size must be an int >= 32"):
+    with pytest.raises(ValueError, match=r"^efficientnet_lite0_features: size must be an int in \[32, inf\), got 16$"):
         efficientnet_lite0_features(x, size=16)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(
+        ValueError, match=r"^efficientnet_lite0_features: batch_size must be an int in \[1, inf\), got 0$"
+    ):
         efficientnet_lite0_features(x, batch_size=0)
     with pytest.raises(ValueError, match="cache_key"):
         efficientnet_lite0_features(x, cache_key="a/b")

