@@ -1,0 +1,108 @@
+"""Comparisons end to end: same protocol for every method, tables, files, parallel units."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from paperzoo.compare import DataError, compare, get_task, load_data
+from paperzoo.compare.task import Setting
+from paperzoo.compare.tasks.classification import ClassificationTask
+
+
+def _in_unit_interval(values: dict[str, dict[str, list[float]]]) -> bool:
+    return all(0.0 <= v <= 1.0 for per_metric in values.values() for vs in per_metric.values() for v in vs)
+
+
+def test_classification_on_digits_writes_table_json_and_png(tmp_path: Path) -> None:
+    result = compare(
+        "classification",
+        "digits",
+        ["ce", "mse", "zloss"],
+        seeds=(0, 1),
+        budget=1,
+        max_train=400,
+        jobs=1,
+        progress=False,
+    )
+    table = result.table
+    assert table.methods == ["ce", "mse", "zloss"] and table.baselines == ["ce", "mse"]
+    assert table.metrics == ["top-1", "macro-F1", "top-3"]  # 10 classes: top-3 too
+    assert _in_unit_interval(table.to_dict()) and table.mean("ce", "top-3") >= table.mean("ce", "top-1")
+    assert result.split == "400 training / 360 test samples (a seeded stratified 80/20 split)"
+    assert result.budget == "1 epoch, at most 400 training samples"
+
+    result.write(tmp_path)
+    folder = tmp_path / "compare" / "classification-digits"
+    assert result.json_path == folder / "result.json" and result.png_path == folder / "plot.png"
+    assert result.png_path.read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads(result.json_path.read_text())
+    assert (saved["task"], saved["data"]["name"], saved["seeds"], saved["jobs"]) == (
+        "classification",
+        "digits",
+        [0, 1],
+        1,
+    )
+    assert saved["budget"]["epochs"] == 1 and saved["budget"]["max_train"] == 400
+    assert saved["values"] == table.to_dict() and saved["summary"]["zloss"]["top-1"]["n"] == 2
+    assert [m["source"] for m in saved["methods"]] == ["baseline", "baseline", "paper 05"]
+    assert saved["methods"][2]["kwargs"] == {"a": 1.0, "b": 1.0}
+
+
+def test_npz_without_test_split(make_npz: Callable[..., Path], blobs: Callable[..., Any]) -> None:
+    x, y = blobs(100, 0)
+    result = compare("classification", str(make_npz(x=x, y=y)), ["ce"], seeds=(0,), budget=30, jobs=1, progress=False)
+    assert result.table.metrics == ["top-1", "macro-F1"]  # 4 classes: no top-3
+    assert result.split == "80 training / 20 test samples (a seeded stratified 80/20 split)"
+    assert result.data.name == "blobs" and result.table.mean("ce", "top-1") > 0.5
+
+
+def test_npz_with_test_split(make_npz: Callable[..., Path], blobs: Callable[..., Any]) -> None:
+    labels = (1, 2, 3, 4, 5)
+    (x, y), (xt, yt) = blobs(60, 0, labels), blobs(25, 0, labels)
+    path = make_npz("given", x=x, y=y, x_test=xt, y_test=yt)
+    result = compare("classification", str(path), ["ce", "mse"], seeds=(0, 1), budget=2, jobs=1, progress=False)
+    assert result.table.metrics == ["top-1", "macro-F1", "top-3"]
+    assert result.split == "60 training / 25 test samples (the data's own test split)"
+
+
+def test_jobs_2_gives_the_numbers_of_jobs_1() -> None:
+    kwargs: dict[str, Any] = {"seeds": (0, 1), "budget": 1, "max_train": 300, "progress": False}
+    one = compare("classification", "digits", ["ce", "zloss"], jobs=1, **kwargs)
+    two = compare("classification", "digits", ["ce", "zloss"], jobs=2, **kwargs)
+    assert two.jobs == 2 and one.table.to_dict() == two.table.to_dict()
+
+
+def test_retrieval_on_digits() -> None:
+    result = compare("retrieval", "digits", seeds=(0,), budget=3, jobs=1, progress=False)
+    assert result.table.methods == ["contrastive", "triplet", "ms"] and result.table.metrics == ["R@1", "MAP@R"]
+    assert _in_unit_interval(result.table.to_dict())
+    split = get_task("retrieval").split(load_data("digits"), 0, Setting(3, 500))
+    assert split.y_train.unique().tolist() == [0, 1, 2, 3, 4] and split.y_test.unique().tolist() == [5, 6, 7, 8, 9]
+    assert len(split.y_train) == 500
+
+
+def test_every_method_starts_from_the_seeds_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Untrained, every method evaluates the same model: the initialisation depends on the seed only."""
+    monkeypatch.setattr(ClassificationTask, "train", lambda self, *args: None)
+    values = compare("classification", "digits", seeds=(0, 1), jobs=1, progress=False).table.to_dict()
+    assert values["ce"] == values["mse"] == values["zloss"]
+    assert values["ce"]["top-1"][0] != values["ce"]["top-1"][1]
+
+
+def test_the_split_depends_on_the_seed_only() -> None:
+    task, data = get_task("classification"), load_data("digits")
+    a, b, c = (task.split(data, seed, Setting(1, 200)) for seed in (0, 0, 1))
+    assert np.array_equal(a.x_train.numpy(), b.x_train.numpy()) and not np.array_equal(a.x_train, c.x_train)
+
+
+def test_what_cannot_run_is_refused() -> None:
+    with pytest.raises(DataError, match="iris: key 'y' holds 3 classes; retrieval needs at least 4"):
+        compare("retrieval", "iris", progress=False)
+    with pytest.raises(KeyError, match="unknown method ms for task 'classification'; methods: ce, mse, zloss"):
+        compare("classification", "iris", ["ce", "ms"], progress=False)
