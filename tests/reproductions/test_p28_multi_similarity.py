@@ -1,30 +1,14 @@
-"""Smoke (default suite) and full (slow) runs of the paper-28 reproduction."""
+"""Paper-28 specific checks of the reproduction (the shared ones are in test_suite.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from paperzoo.engine import Result
-from paperzoo.reproductions import available
 from paperzoo.reproductions import p28_multi_similarity as p28
-
-
-@pytest.fixture
-def union30_installed() -> None:
-    from paperzoo.data import dataset_status
-
-    missing = [name for name, ok in dataset_status().items() if not ok]
-    if missing:
-        pytest.skip(f"data sets {missing} are not installed (run: python -m paperzoo data install)")
-
-
-def test_registered() -> None:
-    assert available()[28] == "paperzoo.reproductions.p28_multi_similarity"
-    assert p28.PAPER == 28 and p28.KEY == "28-multi-similarity-loss"
 
 
 def test_digits_split_holds_out_classes() -> None:
@@ -46,32 +30,24 @@ def test_training_is_deterministic_given_the_seed() -> None:
     assert runs[0][2] != runs[2][2]
 
 
-def _check_outputs(read_written: Callable[[Result], dict], result: Result, folder: Path) -> dict:
-    data = read_written(result)
-    assert result.json_path.parent == folder
-    assert data["metrics"] == p28.METRICS
-    assert [r["method"] for r in data["rows"]] == list(p28.METHODS)
-    assert all(0.0 <= v <= 1.0 for row in data["rows"] for m in data["metrics"] for v in row["values"][m])
-    assert len(data["claims"]) == 4
-    gpw = data["extra"]["gpw"]
+def test_pair_weighting_analysis_of_the_ms_unit() -> None:
+    out: dict[str, Any] = p28.run_unit(p28.Unit(p28.SMOKE_DIGITS, p28.MS, 0, gpw=True))
+    gpw = out["gpw"]
     for name in ("multi-similarity", "contrastive", "binomial deviance", "lifted structure"):
         assert len(gpw[name]["w_neg"]) == len(gpw["S_neg"]) == gpw["neg_pairs"]
-    return data
+        assert all(w >= 0 for w in gpw[name]["w_neg"])
+    assert set(out["metrics"]) >= {"R@1", "MAP@R"}
 
 
-def test_smoke_run(tmp_path: Path, read_written: Callable[[Result], dict], union30_installed: None) -> None:
-    result = p28.run(smoke=True, seeds=(0,), out_dir=tmp_path, progress=False)
-    _check_outputs(read_written, result, tmp_path / p28.KEY)
-
-
-@pytest.mark.slow
-def test_smoke_run_is_deterministic(tmp_path: Path, union30_installed: None) -> None:
-    r1 = p28.run(smoke=True, seeds=(1,), out_dir=tmp_path / "a", progress=False)
-    r2 = p28.run(smoke=True, seeds=(1,), out_dir=tmp_path / "b", progress=False)
-    assert [r.values for r in r1.rows] == [r.values for r in r2.rows]
+def test_budgets_are_stated() -> None:
+    assert p28.BUDGETS == ("showcase",)
+    full, showcase = p28.CONFIGS[None], p28.CONFIGS["showcase"]
+    assert showcase[0].steps < full[0].steps and "SHOWCASE" in p28.SHOWCASE_NOTE
 
 
 @pytest.mark.slow
-def test_full_run(tmp_path: Path, read_written: Callable[[Result], dict], union30_installed: None) -> None:
+def test_full_run(tmp_path: Path, require_data: Any) -> None:
+    require_data(p28)
     result = p28.run(smoke=False, seeds=(0, 1, 2), out_dir=tmp_path, progress=False)
-    _check_outputs(read_written, result, tmp_path / p28.KEY)
+    assert result.table.methods == list(p28.METHODS) and result.table.metrics == p28.METRICS
+    assert len(result.claims) == 4

@@ -12,6 +12,7 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "ClassificationLoss": "paperzoo.losses.base",
+    "OneHotMSELoss": "paperzoo.losses.one_hot_mse",
     "ZLoss": "paperzoo.losses.zloss",
     "z_loss": "paperzoo.losses.zloss",
     "z_loss_from_stats": "paperzoo.losses.zloss",

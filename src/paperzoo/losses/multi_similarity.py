@@ -1,15 +1,15 @@
 """The Multi-Similarity (MS) loss of Wang, Han, Huang, Dong & Scott, "Multi-Similarity Loss with
 General Pair Weighting for Deep Metric Learning" (CVPR 2019, arXiv:1904.06627).
 
-For L2-normalised embeddings with cosine similarity matrix ``S = f f^T`` (spec §3.1) and anchor
-``i`` with positives ``P_i`` and negatives ``N_i``:
+For L2-normalised embeddings with cosine similarity matrix ``S = f f^T`` (as in the paper; ``S_ij``
+as in its Eqs. (1)-(3)) and anchor ``i`` with positives ``P_i`` and negatives ``N_i``:
 
-* mining (spec §3.3): keep a negative ``j`` iff ``S_ij > min_{k in P_i} S_ik - epsilon`` and a
-  positive ``j`` iff ``S_ij < max_{k in N_i} S_ik + epsilon`` (both thresholds on the un-mined
-  sets; the kept sets are empty or non-empty together). Like the official code, positives with
+* the paper's pair-mining step: keep a negative ``j`` iff ``S_ij > min_{k in P_i} S_ik - epsilon``
+  and a positive ``j`` iff ``S_ij < max_{k in N_i} S_ik + epsilon`` (both thresholds on the
+  un-mined sets; the kept sets are empty or non-empty together). Like the official code, positives with
   ``S_ij >= 1 - 1e-5`` (the anchor itself and exact duplicates of it) are dropped first when
   ``exclude_duplicates=True``;
-* weighting (spec §3.4)::
+* the pair-weighting step, the MS loss of the paper's Eq. (15)::
 
       L = (1/m) sum_i { (1/alpha) log[1 + sum_{k in P^_i} exp(-alpha (S_ik - base))]
                        + (1/beta) log[1 + sum_{k in N^_i} exp( beta (S_ik - base))] }
@@ -17,13 +17,13 @@ For L2-normalised embeddings with cosine similarity matrix ``S = f f^T`` (spec �
   where anchors with empty kept sets contribute 0 but still count in ``m`` (the batch size).
 
 The gradient is ``dL/dS_ij = -w+_ij / m`` on kept positives and ``+w-_ij / m`` on kept
-negatives with the General-Pair-Weighting weights of spec §3.4 (see
-:func:`paperzoo.analysis.pair_weighting.ms_pair_weights`).
+negatives with the General-Pair-Weighting weights of the paper's Eqs. (13) (``w-``) and (14)
+(``w+``) (see :func:`paperzoo.analysis.pair_weighting.ms_pair_weights`).
 
-Hyper-parameters (spec §3.5): ``alpha = 2`` and ``beta = 50`` as in the paper (the official code
-uses ``beta = 40``); ``base`` (lambda) ``= 0.5`` as in the official code and in
-pytorch-metric-learning (PML), because the paper's value (1, per PML's documentation) is
-unconfirmed; ``epsilon = 0.1`` (paper and code).
+Hyper-parameters (the paper's experimental settings): ``alpha = 2`` and ``beta = 50`` as in the
+paper (the official code uses ``beta = 40``); ``base`` (lambda) ``= 0.5`` as in the official code
+(``thresh = 0.5``) and in pytorch-metric-learning (PML), because the paper's value (1, per PML's
+documentation) is unconfirmed; ``epsilon = 0.1`` (paper; official code ``margin = 0.1``).
 
 :class:`MultiSimilarityLoss` subclasses PML's ``BaseMetricLossFunction``, so PML miners,
 reducers and distances work with it. Its value equals PML's ``MultiSimilarityLoss(alpha, beta,
@@ -91,7 +91,7 @@ def _mine(
     duplicate_threshold: float | None,
     exclude_diagonal: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kept-positive and kept-negative masks (spec §3.3) of a similarity matrix ``sim``
+    """Kept-positive and kept-negative masks (the paper's pair-mining step) of a similarity matrix ``sim``
     (larger = more similar) given the same-label mask ``same``."""
     pos = same.clone()
     if exclude_diagonal:
@@ -126,7 +126,8 @@ def _ms_anchor_losses(
     alpha: float,
     beta: float,
 ) -> torch.Tensor:
-    """Per-anchor MS losses (spec §3.4) from ``pos_exp = base - S`` and ``neg_exp = S - base``."""
+    """Per-anchor MS losses (the summands of Eq. (15)) from ``pos_exp = base - S`` and
+    ``neg_exp = S - base``."""
     return _log1p_sum_exp(alpha * pos_exp, pos) / alpha + _log1p_sum_exp(beta * neg_exp, neg) / beta
 
 
@@ -135,10 +136,10 @@ class _MultiSimilarityUnitFunction(torch.autograd.Function):
 
     Forward, with every B x B step in place on two work matrices: ``P`` (S on positives, +inf
     elsewhere) and ``N`` (S on negatives, -inf elsewhere); min / max of each row give the mining
-    thresholds (spec §3.3); pairs that fail them are set to +-inf; the row max of each kept term
+    thresholds (pair-mining step); pairs that fail them are set to +-inf; the row max of each kept term
     is known from the same min / max (the hardest positive / negative is always kept when any
     pair is), which gives the log-sum-exp shifts without another pass. The two exponential
-    matrices become the GPW weight matrix ``G = dL/dS`` (spec §3.4), the only B x B tensor saved;
+    matrices become the GPW weight matrix ``G = dL/dS`` (Eqs. (13)-(14)), the only B x B tensor saved;
     backward is ``dL/dx = (G + G^T) x`` as two matmuls.
     """
 
@@ -189,7 +190,7 @@ class _MultiSimilarityUnitFunction(torch.autograd.Function):
         loss_neg = torch.where(s_neg > 0, s_neg + torch.log(den_neg), torch.log1p(sum_neg)) / beta
         loss = (loss_pos + loss_neg).sum() / m
         if ctx.needs_input_grad[0]:
-            # G = dL/dS = (w- on kept negatives, -w+ on kept positives) / m   (spec §3.4)
+            # G = dL/dS = (w- on kept negatives, -w+ on kept positives) / m   (Eqs. (13)-(14))
             N.mul_((1.0 / (m * den_neg))[:, None])
             N.addcmul_(P, (1.0 / (m * den_pos))[:, None], value=-1.0)
             ctx.save_for_backward(N, x)
@@ -212,8 +213,8 @@ def ms_pair_masks(
     mining: bool = True,
     exclude_duplicates: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pairs the MS loss uses (spec §3.3): boolean (B, B) masks ``(pos, neg)`` of the kept
-    positives ``P^_i`` and negatives ``N^_i`` of each anchor (row) ``i``.
+    """The pairs the MS loss uses (the paper's pair-mining step): boolean (B, B) masks
+    ``(pos, neg)`` of the kept positives ``P^_i`` and negatives ``N^_i`` of each anchor (row) ``i``.
 
     Args:
         S: (B, B) similarity matrix (larger = more similar; cosine in the paper).
@@ -243,15 +244,16 @@ def multi_similarity_loss(
     exclude_duplicates: bool = True,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """MS loss (spec §3.3 + §3.4) as a differentiable function of a similarity matrix.
+    """MS loss (the paper's mining step and Eq. (15)) as a differentiable function of a similarity matrix.
 
-    The readable reference: autograd through it gives ``dL/dS`` (the GPW weights, spec §3.2),
+    The readable reference: autograd through it gives ``dL/dS`` (the GPW weights, Eqs. (1)-(3)),
     which is what :func:`paperzoo.analysis.pair_weighting.gpw_pair_weights` uses.
 
     Args:
         S: (B, B) similarity matrix, row ``i`` = anchor ``i`` (``S = f f^T`` for unit ``f``).
         labels: (B,) integer labels.
-        alpha, beta, base, epsilon: spec §3.5 (defaults: paper's alpha, beta; official base).
+        alpha, beta, base, epsilon: the hyper-parameters of mining and Eq. (15) (defaults: paper's
+            alpha, beta; official base).
         mining, exclude_duplicates: see :func:`ms_pair_masks`.
         reduction: "mean" (divide by B, skipped anchors included, as the official code), "sum"
             or "none" (the (B,) per-anchor losses).
@@ -272,7 +274,7 @@ def multi_similarity_loss(
 # --------------------------------------------------------------------------- module
 class MultiSimilarityLoss(BaseMetricLossFunction):
     """Multi-Similarity loss with its built-in hard-pair mining (Wang et al., CVPR 2019;
-    spec §3.3-§3.4), a pytorch-metric-learning ``BaseMetricLossFunction``.
+    the paper's mining step and Eq. (15)), a pytorch-metric-learning ``BaseMetricLossFunction``.
 
     ``forward(embeddings (B, D), labels (B,), indices_tuple=None, ref_emb=None, ref_labels=None)``
     returns the scalar loss.
@@ -281,11 +283,11 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
         alpha: positive scale (paper and official code: 2).
         beta: negative scale (paper: 50, the default; official code: 40).
         base: similarity margin lambda (official code and PML: 0.5, the default; the paper's
-            value, 1, is unconfirmed, spec §3.5).
+            value, 1, is unconfirmed).
         epsilon: mining margin (paper and code: 0.1); ``math.inf`` disables the relative test.
-        mining: apply the MS mining step (spec §3.3); ``False`` uses every pair (ablation).
+        mining: apply the paper's pair-mining step; ``False`` uses every pair (ablation).
         exclude_duplicates: drop positives with similarity ``>= 1 - 1e-5`` (duplicates of the
-            anchor) before mining, as the official code does (spec §5); PML drops only the
+            anchor) before mining, as the official code does (``pos_pair_ < 1 - epsilon``); PML drops only the
             anchor itself. With a distance (not a similarity), the test is ``d <= 1e-5``.
         **kwargs: PML's ``distance``, ``reducer``, ``embedding_regularizer``, ...
 
@@ -293,7 +295,7 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
         * default (no ``indices_tuple`` / ``ref_emb``, ``CosineSimilarity`` or
           ``DotProductSimilarity`` with power 1, ``MeanReducer``, no regulariser, float32/64):
           the fused forward with closed-form backward (module docstring);
-        * otherwise the general path: ``self.distance`` matrix, the mining of spec §3.3 on it
+        * otherwise the general path: ``self.distance`` matrix, the paper's mining step on it
           (or, when ``indices_tuple`` is given, exactly the pairs it names, like PML's loss with
           a miner: the built-in mining and duplicate test are then not applied), per-anchor
           losses with ``distance.margin`` (so distances such as ``LpDistance`` work as in PML),

@@ -1,7 +1,8 @@
 """A linear output layer trained with the Z-loss in O(d^2) per example, independent of the
 number of classes D: the spherical-family algorithm of Vincent, de Brébisson & Bouthillier (2015),
 "Efficient exact gradient update for training deep networks with very large sparse targets",
-as used by de Brébisson & Vincent (2016) for the Z-loss (spec §3.5, tier B).
+as used by de Brébisson & Vincent (2016) for the Z-loss, which they show belongs to this spherical
+family (training cost independent of the number of classes).
 
 For ``o = W h`` (W: D x d) and a loss that depends on o only through ``(o_c, S1, S2)``, the
 gradient w.r.t. W is ``W (sum_n alpha_n h_n h_n^T) + 1 b^T + sum_n gamma_n e_{c_n} h_n^T``
@@ -41,7 +42,7 @@ __all__ = ["SphericalLinear"]
 
 class SphericalLinear(nn.Module):
     """Linear layer ``in_features -> num_classes`` (no bias) fused with the Z-loss, with the
-    exact O(d^2)-per-example SGD update of Vincent et al. (2015) (spec §3.5).
+    exact O(d^2)-per-example SGD update of Vincent et al. (2015).
 
     Args:
         in_features: d.

@@ -2,25 +2,26 @@
 classification loss belonging to the Spherical Family" (arXiv:1604.08859).
 
 The raw outputs ``o`` (N, D) of the last layer are standardised across classes and a shifted,
-scaled softplus is applied to the standardised score of the target class (spec §3.2)::
+scaled softplus is applied to the standardised score of the target class (the Z-loss as the
+paper defines it)::
 
     S1 = sum_k o_k    S2 = sum_k o_k**2    mu = S1 / D    sigma = sqrt(S2 / D - mu**2)
     z_c = (o_c - mu) / sigma
     L_Z(o, c) = (1 / a) * softplus(a * (b - z_c))
 
-The loss depends on ``o`` only through ``(o_c, S1, S2)``: it belongs to the *spherical family*
-of Vincent et al. (2015), whose exact gradient for a linear output layer can be computed in
-O(d^2) per example independently of the number of classes D (spec §3.5).
+The loss depends on ``o`` only through ``(o_c, S1, S2)``: as the paper shows, it belongs to the
+*spherical family* of Vincent et al. (2015), whose exact gradient for a linear output layer can
+be computed in O(d^2) per example independently of the number of classes D.
 
 Not to be confused with the PaLM / T5X / OLMo "z-loss" (an auxiliary penalty
 ``1e-4 * log(Z)**2`` on the softmax normaliser): that is a different, unrelated quantity, and
 nothing here computes it.
 
-Numerical safety (spec §3.4): ``sigma = sqrt(var + eps)`` with ``var`` clamped at 0, so that
-all-equal outputs (``var = 0``, e.g. a zero-initialised last layer) give a finite loss and a
-finite gradient. ``eps=None`` picks ``1e-12`` for float64 and ``1e-8`` otherwise; half and
-bfloat16 inputs are computed in float32. ``eps`` breaks exact scale invariance only for
-outputs whose per-row variance is comparable to ``eps``.
+Numerical safety (an implementation choice, not from the paper): ``sigma = sqrt(var + eps)``
+with ``var`` clamped at 0, so that all-equal outputs (``var = 0``, e.g. a zero-initialised last
+layer) give a finite loss and a finite gradient. ``eps=None`` picks ``1e-12`` for float64
+and ``1e-8`` otherwise; half and bfloat16 inputs are computed in float32. ``eps`` breaks exact
+scale invariance only for outputs whose per-row variance is comparable to ``eps``.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ def _resolve_eps(eps: float | None, dtype: torch.dtype) -> float:
 
 # --------------------------------------------------------------------------- core (trusted inputs)
 def _softplus_head(z_c: torch.Tensor, a: float, b: float) -> torch.Tensor:
-    """``(1/a) * softplus(a * (b - z_c))`` (spec §3.2), with torch's stable softplus."""
+    """``(1/a) * softplus(a * (b - z_c))``, with torch's stable softplus."""
     return F.softplus(a * (b - z_c)) / a
 
 
 def _z_loss_dense(o: torch.Tensor, target: torch.Tensor, a: float, b: float, eps: float) -> torch.Tensor:
-    """Per-example Z-loss from dense outputs; sigma from the centred second moment (§3.4)."""
+    """Per-example Z-loss from dense outputs; sigma from the centred second moment (stable)."""
     mu = o.mean(dim=1, keepdim=True)
     centred = o - mu
     var = centred.pow(2).mean(dim=1)  # population variance (divide by D, not D - 1)
@@ -74,7 +75,7 @@ def _z_loss_dense(o: torch.Tensor, target: torch.Tensor, a: float, b: float, eps
 def _z_loss_stats(
     o_c: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, num_classes: int, a: float, b: float, eps: float
 ) -> torch.Tensor:
-    """Per-example Z-loss from the sufficient statistics (o_c, S1, S2) (§3.2, §3.4)."""
+    """Per-example Z-loss from the sufficient statistics (o_c, S1, S2); ``var`` clamped at 0."""
     mu = s1 / num_classes
     var = torch.clamp(s2 / num_classes - mu * mu, min=0.0)
     sigma = torch.sqrt(var + eps)
@@ -91,7 +92,7 @@ def z_loss(
     reduction: str = "mean",
     eps: float | None = None,
 ) -> torch.Tensor:
-    """Z-loss of de Brébisson & Vincent (2016), spec §3.2 (dense path).
+    """Z-loss of de Brébisson & Vincent (2016) (dense path).
 
     Args:
         logits: (N, D) raw outputs of the last layer, D >= 2.
@@ -101,7 +102,7 @@ def z_loss(
             ``z_c <= sqrt(D - 1)``, so choose b relative to that bound.
         reduction: "mean" (default), "sum" or "none" (per-example losses, shape (N,)).
         eps: added to the per-row variance before the square root; ``None`` gives 1e-12 for
-            float64 and 1e-8 otherwise (spec §3.4).
+            float64 and 1e-8 otherwise (an implementation choice, not from the paper).
 
     Shift and scale invariant per row: ``z_loss(s * o + t, c) == z_loss(o, c)`` for s > 0.
     This is NOT the PaLM "z-loss" penalty on log of the softmax normaliser.
@@ -121,7 +122,7 @@ def z_loss_from_stats(
     b: float = 1.0,
     eps: float | None = None,
 ) -> torch.Tensor:
-    """Per-example Z-loss from the spherical-family sufficient statistics (spec §3.2, §5).
+    """Per-example Z-loss from the spherical-family sufficient statistics.
 
     Args:
         o_c: (N,) output of the target class.
@@ -133,7 +134,8 @@ def z_loss_from_stats(
     Returns the unreduced (N,) losses. ``sigma = sqrt(max(S2/D - mu**2, 0) + eps)`` (the S1/S2
     formula, as the spherical path requires; it loses precision when |mu| >> sigma, unlike the
     centred formula of the dense path). Autograd through this function gives the gradients
-    w.r.t. (o_c, S1, S2) of spec §3.3.
+    w.r.t. (o_c, S1, S2) that the spherical algorithm needs (the tests check them against the
+    closed form derived from the definition).
     """
     for name, t in (("o_c", o_c), ("s1", s1), ("s2", s2)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
@@ -158,7 +160,7 @@ def spherical_stats(
     h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sufficient statistics (S1, S2) of the outputs ``o = h W^T + bias`` without forming o
-    (spec §3.5, §5; Vincent et al., 2015).
+    (Vincent et al., 2015; the bias terms are derived here).
 
     With the column sum ``w_bar = W^T 1`` (d,) and the Gram matrix ``Q = W^T W`` (d, d)::
 
@@ -203,7 +205,7 @@ def spherical_stats(
 
 # --------------------------------------------------------------------------- module
 class ZLoss(ClassificationLoss):
-    """Z-loss (de Brébisson & Vincent, 2016; spec §3.2): a shift- and scale-invariant
+    """Z-loss (de Brébisson & Vincent, 2016): a shift- and scale-invariant
     classification loss of the spherical family, ``(1/a) * softplus(a * (b - z_c))`` on the
     z-score ``z_c`` of the target output across classes.
 

@@ -1,6 +1,8 @@
 """Scaled-down reproductions, one module per paper: ``pNN_slug.py`` exposing ``PAPER`` (the
-paper's number) and ``run(smoke=False, seeds=(0, 1, 2), out_dir="results", progress=True)
--> paperzoo.engine.Result``. Nothing else lives here."""
+paper's number), ``DATA`` (the offline image sets it needs), ``BUDGETS`` (its reduced budgets
+besides ``"smoke"``) and ``run(smoke=False, seeds=(0, 1, 2), out_dir="results", progress=True,
+jobs=None, budget=None) -> paperzoo.engine.Result``, built on :func:`paperzoo.engine.start`.
+Nothing else lives here; modules are discovered, no list to edit."""
 
 from __future__ import annotations
 

@@ -1,25 +1,32 @@
-"""Reproduction of paper 05, the Z-loss (de Brébisson & Vincent, 2016), scaled down (spec §6.3).
+"""Reproduction of paper 05, the Z-loss (de Brébisson & Vincent, 2016), scaled down (this project's
+reproduction, docs/papers/05-z-loss.md).
 
 Two offline tasks, each trained with three losses on the same data and initialisation:
 
 * a many-class synthetic task generated here with NumPy from the seed: D = 300 classes in 30
   super-clusters (centres ~ N(0, 1.5^2 I_32), class prototypes = centre + N(0, I)), Zipf class
   frequencies (1/rank^1.1), inputs = prototype + N(0, 3.2^2 I); an MLP 32-128-128-300;
-  top-1/5/20 accuracy;
+  top-1/5/20 accuracy (a stand-in for the paper's word-level language models, whose many
+  classes are words with Zipf frequencies);
 * Fashion-MNIST (a random subset of the training images; the full test set): an MLP on the
   flattened pixels, 784-256-10; top-1/3 accuracy.
 
 Methods: log-softmax cross-entropy (baseline), MSE on one-hot targets (the other spherical
-loss) and the Z-loss, whose (a, b) is chosen per seed on a validation split held out of the
-training data (never on test) from a small grid; the fixed toolkit default (a, b) = (1, 1) is
-reported too. Everything is trained on the same training split (train minus validation) with
-Adam (lr 1e-3), one thread, through :func:`paperzoo.engine.fit`.
+loss, baseline) and the Z-loss, whose (a, b) is chosen per seed on a validation split held out
+of the training data (never on test) from a small grid; the fixed toolkit default
+(a, b) = (1, 1) is reported too. Everything is trained on the same training split (train minus
+validation) with Adam (lr 1e-3), one thread, through :func:`paperzoo.engine.fit`.
+
+Units of work: one training run each, a (task, loss, seed) with, for the Z-loss, one (a, b)
+cell of the grid; the parent picks (a, b) on validation once the units return their validation
+and test accuracies, and runs the output-layer speed check itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +36,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.engine import Claim, MethodRow, Result, Timer, TrainConfig, check_seeds, fit, make_loader, seed_everything
-from paperzoo.engine import progress as progress_bar
-from paperzoo.losses import ZLoss
+from paperzoo.engine import Claim, Result, Table, Timer, TrainConfig, fit, limit_threads, make_loader, seed_everything
+from paperzoo.engine.plots import finish, grouped_bars, subplots
+from paperzoo.engine.reproduce import start
+from paperzoo.losses import OneHotMSELoss, ZLoss
 from paperzoo.losses.spherical_linear import SphericalLinear
 from paperzoo.metrics import top_k_accuracy
 from paperzoo.models import MLP
 
 PAPER = 5
-KEY = "05-z-loss"
-TITLE = "The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family"
+DATA: tuple[str, ...] = ("fashion-mnist",)
+BUDGETS: tuple[str, ...] = ()
 
 CE, MSE, Z_DEFAULT, Z_SELECTED = (
     "CE (log-softmax)",
@@ -49,6 +57,8 @@ CE, MSE, Z_DEFAULT, Z_SELECTED = (
 METHODS = (CE, MSE, Z_DEFAULT, Z_SELECTED)
 SYN_KS, FM_KS = (1, 5, 20), (1, 3)
 METRICS = [*(f"syn top-{k}" for k in SYN_KS), *(f"FMNIST top-{k}" for k in FM_KS)]
+TASK_KS = {"syn": SYN_KS, "fm": FM_KS}
+Z = "Z-loss"  # the loss of a grid unit; its (a, b) travels with the unit
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,11 @@ class TaskConfig:
     b_grid: tuple[float, ...]
     batch_size: int = 256
     lr: float = 1e-3
+
+    @property
+    def grid(self) -> list[tuple[float, float]]:
+        """The (a, b) cells, ``a`` major."""
+        return [(a, b) for a in self.a_grid for b in self.b_grid]
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,26 @@ SMOKE_SYN = SyntheticConfig(
     n_train=2_000, n_val=500, n_test=1_000, hidden=(64,), epochs=1,
     a_grid=(1.0,), b_grid=(1.0, 4.0), n_classes=50, n_super=5,
 )  # fmt: skip
-# b is kept below sqrt(D - 1) = 3 for the 10 Fashion-MNIST classes (spec §3.2)
+# the target's z-score cannot exceed sqrt(D - 1) = 3 for the 10 Fashion-MNIST classes, so b stays below it
 FULL_FM = TaskConfig(
     n_train=15_000, n_val=3_000, n_test=10_000, hidden=(256,), epochs=5,
     a_grid=(0.3, 1.0, 5.0), b_grid=(0.5, 1.0, 2.0),
 )  # fmt: skip
 SMOKE_FM = TaskConfig(n_train=1_500, n_val=500, n_test=1_000, hidden=(64,), epochs=1, a_grid=(1.0,), b_grid=(1.0, 2.0))
-# speed sanity check (spec §6.3, optional): output sizes D, hidden size d, batch m, timed steps
+# speed check, a small-scale analogue of the paper's One Billion Word timing (its abstract: 40x
+# faster than log-softmax): output sizes D, hidden size d, batch m, timed steps
 FULL_SPEED = {"sizes": (1_000, 10_000, 100_000), "d": 128, "m": 128, "reps": 3}
 SMOKE_SPEED = {"sizes": (1_000, 5_000), "d": 32, "m": 32, "reps": 1}
 
 
 # --------------------------------------------------------------------------- data
 def make_zipf_clusters(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The many-class synthetic task of spec §6.3: ``n_train + n_test`` points, (X float32, y int64)."""
+    """The many-class synthetic task: ``n_train + n_test`` points, (X float32, y int64).
+
+    Super-cluster centres ~ N(0, centre_std^2 I), class prototypes = their super-cluster's
+    centre + N(0, I), class frequencies ~ 1/rank^zipf (ranks a random permutation), inputs =
+    prototype of the class + N(0, noise_std^2 I).
+    """
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, cfg.centre_std, size=(cfg.n_super, cfg.dim))
     super_of_class = np.arange(cfg.n_classes) % cfg.n_super
@@ -154,48 +175,74 @@ def _flat(images: Any) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+@lru_cache(maxsize=1)
+def _splits(task: str, cfg: TaskConfig, seed: int) -> Splits:
+    """The splits of one task and seed, kept for the next unit of the same task and seed (the
+    units of a seed run one after the other); read-only for the units."""
+    if task == "syn":
+        assert isinstance(cfg, SyntheticConfig)
+        return synthetic_splits(cfg, seed)
+    return fashion_splits(cfg, seed)
+
+
 # --------------------------------------------------------------------------- losses and training
-class OneHotMSE(nn.Module):
-    """Squared error between the outputs and the one-hot target, summed over classes and
-    averaged over the batch: the MSE member of the spherical family (baseline)."""
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (logits - F.one_hot(target, logits.shape[1]).to(logits.dtype)).pow(2).sum(1).mean()
-
-
 def _train_eval(
-    loss_fn: nn.Module, data: Splits, cfg: TaskConfig, ks: Sequence[int], seed: int, desc: str, show: bool
+    loss_fn: nn.Module, data: Splits, cfg: TaskConfig, ks: Sequence[int], seed: int
 ) -> tuple[dict[int, float], dict[int, float]]:
     """Train a fresh MLP (initialisation seeded by ``seed``) and return (val, test) top-k accuracies."""
     seed_everything(seed)
     model = MLP(data.x_fit.shape[1], cfg.hidden, data.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loader = make_loader(TensorDataset(data.x_fit, data.y_fit), cfg.batch_size, seed=seed)
-    fit(model, loss_fn, loader, opt, TrainConfig(epochs=cfg.epochs, seed=seed, progress=show, desc=desc))
+    fit(model, loss_fn, loader, opt, TrainConfig(epochs=cfg.epochs, seed=seed, progress=False))
     with torch.no_grad():
         val = top_k_accuracy(model(data.x_val), data.y_val, ks)
         test = top_k_accuracy(model(data.x_test), data.y_test, ks)
     return val, test
 
 
-def _run_task(name: str, data: Splits, cfg: TaskConfig, ks: Sequence[int], seed: int, show: bool) -> dict[str, Any]:
-    """All methods on one task and seed: test top-k per method, the chosen (a, b), the grid."""
-    out: dict[str, Any] = {}
-    _, out[CE] = _train_eval(nn.CrossEntropyLoss(), data, cfg, ks, seed, f"{name} s{seed} CE", show)
-    _, out[MSE] = _train_eval(OneHotMSE(), data, cfg, ks, seed, f"{name} s{seed} MSE", show)
+#: One unit: (task "syn" | "fm", loss CE | MSE | Z, seed, task config, (a, b) for Z else None).
+Unit = tuple[str, str, int, TaskConfig, tuple[float, float] | None]
+
+
+def train_unit(unit: Unit) -> dict[str, dict[int, float]]:
+    """One training run: ``{"val": top-k, "test": top-k}`` (seeded by the unit's seed alone)."""
+    task, loss, seed, cfg, ab = unit
+    if loss == CE:
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+    elif loss == MSE:
+        loss_fn = OneHotMSELoss()
+    elif loss == Z and ab is not None:
+        loss_fn = ZLoss(*ab)
+    else:
+        raise ValueError(f"unknown unit loss {loss!r} (a, b = {ab})")
+    val, test = _train_eval(loss_fn, _splits(task, cfg, seed), cfg, TASK_KS[task], seed)
+    return {"val": val, "test": test}
+
+
+def _units(seeds: Sequence[int], configs: dict[str, TaskConfig]) -> list[Unit]:
+    """CE, MSE and every Z-loss grid cell (plus (1, 1) if the grid lacks it), per seed and task."""
+    units: list[Unit] = []
+    for seed in seeds:
+        for task, cfg in configs.items():
+            units += [(task, CE, seed, cfg, None), (task, MSE, seed, cfg, None)]
+            cells = cfg.grid if (1.0, 1.0) in cfg.grid else [*cfg.grid, (1.0, 1.0)]
+            units += [(task, Z, seed, cfg, ab) for ab in cells]
+    return units
+
+
+def _select(task: str, cfg: TaskConfig, seed: int, done: dict[tuple[Any, ...], dict[str, Any]]) -> dict[str, Any]:
+    """Test top-k per method of one task and seed, the (a, b) chosen on validation and the grid."""
+    out: dict[str, Any] = {CE: done[task, CE, seed, None]["test"], MSE: done[task, MSE, seed, None]["test"]}
     grid: list[dict[str, Any]] = []
-    for a in cfg.a_grid:
-        for b in cfg.b_grid:
-            val, test = _train_eval(ZLoss(a, b), data, cfg, ks, seed, f"{name} s{seed} Z a={a} b={b}", show)
-            # selection score: mean validation top-k accuracy over the reported k
-            grid.append({"a": a, "b": b, "val_score": float(np.mean(list(val.values()))), "val": val, "test": test})
+    for a, b in cfg.grid:
+        cell = done[task, Z, seed, (a, b)]
+        # selection score: mean validation top-k accuracy over the reported k
+        score = float(np.mean(list(cell["val"].values())))
+        grid.append({"a": a, "b": b, "val_score": score, "val": cell["val"], "test": cell["test"]})
     best = max(grid, key=lambda g: g["val_score"])  # first of equals, in grid order
     out[Z_SELECTED] = best["test"]
-    default = [g for g in grid if (g["a"], g["b"]) == (1.0, 1.0)]
-    if default:
-        out[Z_DEFAULT] = default[0]["test"]
-    else:
-        _, out[Z_DEFAULT] = _train_eval(ZLoss(1.0, 1.0), data, cfg, ks, seed, f"{name} s{seed} Z a=1 b=1", show)
+    out[Z_DEFAULT] = done[task, Z, seed, (1.0, 1.0)]["test"]
     out["selected"] = (best["a"], best["b"])
     out["grid"] = grid
     return out
@@ -244,75 +291,64 @@ def run(
     seeds: Sequence[int] = (0, 1, 2),
     out_dir: str | Path = "results",
     progress: bool = True,
+    jobs: int | None = None,
+    budget: str | None = None,
 ) -> Result:
-    """Run the reproduction over ``seeds``, write ``result.json`` + ``plot.png`` under
-    ``out_dir/05-z-loss/`` and return the :class:`Result`."""
-    timer = Timer()
-    seeds = check_seeds(seeds)
+    """Run the reproduction over ``seeds`` (units in ``jobs`` processes), write its result
+    files under ``out_dir/05-z-loss/`` and return the :class:`Result`."""
+    rep = start(PAPER, smoke=smoke, seeds=seeds, progress=progress, jobs=jobs, budget=budget, budgets=BUDGETS)
     syn_cfg, fm_cfg = (SMOKE_SYN, SMOKE_FM) if smoke else (FULL_SYN, FULL_FM)
     speed_cfg = SMOKE_SPEED if smoke else FULL_SPEED
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spec §6.3: one thread
-    per_seed: list[dict[str, Any]] = []
+    configs: dict[str, TaskConfig] = {"syn": syn_cfg, "fm": fm_cfg}
+    units = _units(rep.seeds, configs)
     try:
-        for seed in progress_bar(seeds, desc="seeds", total=len(seeds), enabled=progress):
-            syn = _run_task("syn", synthetic_splits(syn_cfg, seed), syn_cfg, SYN_KS, seed, progress)
-            fm = _run_task("fmnist", fashion_splits(fm_cfg, seed), fm_cfg, FM_KS, seed, progress)
-            per_seed.append({"seed": seed, "syn": syn, "fm": fm})
-        speed = speed_check(**speed_cfg)  # type: ignore[arg-type]
+        outputs = rep.map(train_unit, units)
     finally:
-        torch.set_num_threads(threads)
+        _splits.cache_clear()
+    done = {(task, loss, seed, ab): o for (task, loss, seed, _, ab), o in zip(units, outputs)}
+    per_seed = [
+        {"seed": seed, **{task: _select(task, cfg, seed, done) for task, cfg in configs.items()}} for seed in rep.seeds
+    ]
+    with limit_threads(1):  # the speed check, once, in this process, on one thread
+        speed = speed_check(**speed_cfg)  # type: ignore[arg-type]
 
-    rows = []
-    for method in METHODS:
-        values: dict[str, list[float]] = {}
-        for k in SYN_KS:
-            values[f"syn top-{k}"] = [r["syn"][method][k] for r in per_seed]
-        for k in FM_KS:
-            values[f"FMNIST top-{k}"] = [r["fm"][method][k] for r in per_seed]
-        rows.append(MethodRow(method, values, is_baseline=method == CE))
+    table = Table(METRICS, METHODS, baselines=[CE, MSE])
+    for r in per_seed:
+        for method in METHODS:
+            values = {f"syn top-{k}": r["syn"][method][k] for k in SYN_KS}
+            values.update({f"FMNIST top-{k}": r["fm"][method][k] for k in FM_KS})
+            table.add(method, r["seed"], values)
 
-    def mean(method: str, metric: str) -> float:
-        return float(np.mean(next(r for r in rows if r.method == method).values[metric]))
-
-    z, mse, ce = Z_SELECTED, MSE, CE
+    zsel = "the Z-loss with (a, b) chosen on validation"
     claims = [
-        Claim(
-            f"synthetic top-1: Z-loss (val-selected) >= MSE + 0.20 "
-            f"({mean(z, 'syn top-1'):.3f} vs {mean(mse, 'syn top-1'):.3f})",
-            mean(z, "syn top-1") >= mean(mse, "syn top-1") + 0.20,
-        ),
-        Claim(
-            f"synthetic top-5: Z-loss (val-selected) >= MSE + 0.20 "
-            f"({mean(z, 'syn top-5'):.3f} vs {mean(mse, 'syn top-5'):.3f})",
-            mean(z, "syn top-5") >= mean(mse, "syn top-5") + 0.20,
-        ),
-        Claim(
-            f"synthetic top-20 (larger k): Z-loss (val-selected) > CE "
-            f"({mean(z, 'syn top-20'):.3f} vs {mean(ce, 'syn top-20'):.3f})",
-            mean(z, "syn top-20") > mean(ce, "syn top-20"),
-        ),
-        Claim(
-            f"Fashion-MNIST top-3 (larger k): Z-loss (val-selected) > CE "
-            f"({mean(z, 'FMNIST top-3'):.3f} vs {mean(ce, 'FMNIST top-3'):.3f})",
-            mean(z, "FMNIST top-3") > mean(ce, "FMNIST top-3"),
-        ),
+        replace(
+            Claim.greater(table, Z_SELECTED, MSE, f"syn top-{k}", margin=0.20),
+            statement=f"{syn_cfg.n_classes}-class synthetic task, top-{k} accuracy: {zsel} beats MSE on one-hot "
+            "targets (the other spherical loss) by more than 0.20",
+        )
+        for k in (1, 5)
+    ]
+    claims += [
+        replace(
+            Claim.greater(table, Z_SELECTED, CE, metric),
+            statement=f"{what}, top-{k} accuracy (the largest k reported): {zsel} beats log-softmax cross-entropy",
+        )
+        for metric, what, k in (
+            (f"syn top-{SYN_KS[-1]}", f"{syn_cfg.n_classes}-class synthetic task", SYN_KS[-1]),
+            (f"FMNIST top-{FM_KS[-1]}", "Fashion-MNIST", FM_KS[-1]),
+        )
     ]
     extra = _extra(per_seed, syn_cfg, fm_cfg)
-    extra["speed"] = {"d": speed_cfg["d"], "batch": speed_cfg["m"], "renorm_every": 100, "steps": speed}
-    result = Result(
-        paper=PAPER,
-        key=KEY,
-        title=TITLE,
-        metrics=list(METRICS),
-        rows=rows,
-        paper_headline=(
-            "Word-level language modelling (Penn Treebank; One Billion Word, ~800k words): Z-loss is "
-            "significantly better than the other spherical losses (MSE, log-Taylor-softmax), beats "
-            "log-softmax on top-k for larger k (top-1 can be slightly worse), and trains ~40x faster "
-            "than log-softmax on One Billion Word (per-table numbers unconfirmed)"
-        ),
-        our_setting=(
+    extra["speed"] = {"d": speed_cfg["d"], "batch": speed_cfg["m"], "renorm_every": 100, "threads": 1, "steps": speed}
+    selected = "; ".join(
+        f"{name} seed {s}: ({a:g}, {b:g})"
+        for task, name in (("syn", "synthetic"), ("fm", "Fashion-MNIST"))
+        for s, (a, b) in extra[f"{task}_selected_ab"].items()
+    )
+    result = rep.result(
+        table,
+        claims,
+        setting=(
             f"synthetic: D={syn_cfg.n_classes} Zipf classes in {syn_cfg.n_super} super-clusters, "
             f"{syn_cfg.n_train - syn_cfg.n_val} train / {syn_cfg.n_val} val / {syn_cfg.n_test} test, "
             f"MLP {syn_cfg.dim}-{'-'.join(map(str, syn_cfg.hidden))}-{syn_cfg.n_classes}, {syn_cfg.epochs} epochs; "
@@ -327,77 +363,63 @@ def run(
             "small MLPs stand in for 10k-800k-word vocabularies; speed is measured for the output layer alone "
             f"(CPU, one thread, D up to {max(speed_cfg['sizes'])}, in extra['speed']), not end-to-end, not on GPU"
         ),
-        verdict_rule=(
-            "means over seeds; claims: Z-loss (val-selected) >= MSE + 0.20 on synthetic top-1 and on top-5 "
-            "(spec §6.3), and Z-loss > CE on the largest k of each task (the paper's 'better top-k for "
-            "larger k'); holds if all claims hold, does not hold if none does, otherwise inconclusive"
+        notes=(
+            f"(a, b) chosen on validation: {selected}. The Z-loss with the default (1, 1) is reported, not claimed "
+            "on. The output-layer speed check is wall-clock and machine-dependent: reported, never a claim."
         ),
-        claims=claims,
-        verdict=Result.verdict_from_claims(claims),
-        seeds=seeds,
-        smoke=smoke,
+        highlight=(Z_SELECTED, CE, f"syn top-{SYN_KS[-1]}"),
         extra=extra,
     )
-    fig = _figure(result, extra, syn_cfg, fm_cfg)
-    result.elapsed_s = timer.elapsed
-    result.write(out_dir, fig)
-    return result
+    return result.write(out_dir, figure=make_figure)
 
 
 def _extra(per_seed: list[dict[str, Any]], syn_cfg: SyntheticConfig, fm_cfg: TaskConfig) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"syn_classes": syn_cfg.n_classes}
     for task, cfg, ks in (("syn", syn_cfg, SYN_KS), ("fm", fm_cfg, FM_KS)):
         cells = []
-        for i, a in enumerate(cfg.a_grid):
-            for j, b in enumerate(cfg.b_grid):
-                g = [r[task]["grid"][i * len(cfg.b_grid) + j] for r in per_seed]
-                cells.append(
-                    {
-                        "a": a,
-                        "b": b,
-                        "val_score_mean": float(np.mean([x["val_score"] for x in g])),
-                        "test_mean": {f"top-{k}": float(np.mean([x["test"][k] for x in g])) for k in ks},
-                    }
-                )
+        for i, (a, b) in enumerate(cfg.grid):
+            g = [r[task]["grid"][i] for r in per_seed]
+            cells.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "val_score_mean": float(np.mean([x["val_score"] for x in g])),
+                    "test_mean": {f"top-{k}": float(np.mean([x["test"][k] for x in g])) for k in ks},
+                }
+            )
         extra[f"{task}_selected_ab"] = {str(r["seed"]): list(r[task]["selected"]) for r in per_seed}
         extra[f"{task}_grid"] = cells
+        extra[f"{task}_grid_shape"] = [len(cfg.a_grid), len(cfg.b_grid)]
     return extra
 
 
-def _figure(result: Result, extra: dict[str, Any], syn_cfg: SyntheticConfig, fm_cfg: TaskConfig) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(21, 4.5), gridspec_kw={"width_ratios": [1.3, 1.0, 1.0, 1.0]})
+def make_figure(result: Result) -> Any:
+    """Test accuracies of both tasks, the synthetic Z-loss grid on validation, and the
+    output-layer step time against the number of classes."""
+    table, extra = result.table, result.extra
+    fig, axes = subplots(4, width=5.25, width_ratios=[1.3, 1.0, 1.0, 1.0])
     for ax, names, title in (
-        (axes[0], [f"syn top-{k}" for k in SYN_KS], f"synthetic, D={syn_cfg.n_classes}"),
+        (axes[0], [f"syn top-{k}" for k in SYN_KS], f"synthetic, D={extra['syn_classes']}"),
         (axes[1], [f"FMNIST top-{k}" for k in FM_KS], "Fashion-MNIST"),
     ):
-        width = 0.8 / len(result.rows)
-        for i, row in enumerate(result.rows):
-            summ = row.summary()
-            xs = np.arange(len(names)) + (i - (len(result.rows) - 1) / 2) * width
-            ax.bar(
-                xs,
-                [summ[m]["mean"] for m in names],
-                width,
-                yerr=[summ[m]["std"] for m in names],
-                label=row.method,
-                capsize=2,
-            )
-        ax.set_xticks(np.arange(len(names)), [m.split(" ", 1)[1] for m in names])
-        lowest = min(row.summary()[m]["mean"] for row in result.rows for m in names)
-        ax.set_ylim(max(0.0, np.floor((lowest - 0.1) * 10) / 10), 1.0)
-        ax.set_ylabel("test accuracy (mean ± std over seeds)")
-        ax.set_title(title)
+        lowest = min(table.mean(m, k) for m in table.methods for k in names)
+        grouped_bars(
+            ax,
+            table,
+            names,
+            labels=[m.split(" ", 1)[1] for m in names],
+            ylabel="test accuracy (mean ± std over seeds)",
+            ylim=(max(0.0, float(np.floor((lowest - 0.1) * 10) / 10)), 1.0),
+            title=title,
+        )
     axes[0].legend(fontsize=8, loc="lower right")
     cells = extra["syn_grid"]
-    grid = np.array([c["val_score_mean"] for c in cells]).reshape(len(syn_cfg.a_grid), len(syn_cfg.b_grid))
+    n_a, n_b = extra["syn_grid_shape"]
+    a_grid, b_grid = [c["a"] for c in cells[::n_b]], [c["b"] for c in cells[:n_b]]
+    grid = np.array([c["val_score_mean"] for c in cells]).reshape(n_a, n_b)
     im = axes[2].imshow(grid, cmap="viridis", aspect="auto")
-    axes[2].set_xticks(range(len(syn_cfg.b_grid)), [str(b) for b in syn_cfg.b_grid])
-    axes[2].set_yticks(range(len(syn_cfg.a_grid)), [str(a) for a in syn_cfg.a_grid])
+    axes[2].set_xticks(range(n_b), [str(b) for b in b_grid])
+    axes[2].set_yticks(range(n_a), [str(a) for a in a_grid])
     axes[2].set_xlabel("b")
     axes[2].set_ylabel("a")
     for (i, j), v in np.ndenumerate(grid):
@@ -415,8 +437,4 @@ def _figure(result: Result, extra: dict[str, Any], syn_cfg: SyntheticConfig, fm_
     axes[3].set_ylabel("ms per SGD step (1 thread)")
     axes[3].set_title(f"output-layer step time, d={sp['d']}, batch {sp['batch']}")
     axes[3].legend(fontsize=8)
-    fig.suptitle(
-        f"#05 Z-loss vs CE and MSE ({len(result.seeds)} seed(s){', smoke' if result.smoke else ''}): verdict {result.verdict}"
-    )
-    fig.tight_layout()
-    return fig
+    return finish(fig, result, "Z-loss vs CE and MSE")

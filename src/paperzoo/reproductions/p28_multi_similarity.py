@@ -1,25 +1,25 @@
 """Reproduction of paper 28, the Multi-Similarity loss (Wang et al., CVPR 2019), scaled down.
 
-Zero-shot retrieval on unseen classes (the deep-metric-learning protocol, spec §3.6, §6(c)):
-train an embedding on some classes, retrieve among the images of the other classes by cosine
-similarity (each image queries all others), report Recall@1/2/4/8 and MAP@R
+Zero-shot retrieval on unseen classes (the protocol of the paper's experiments, train and test classes
+disjoint): train an embedding on some classes, retrieve among the images of the other classes by
+cosine similarity (each image queries all others), report Recall@1/2/4/8 and MAP@R
 (:func:`paperzoo.metrics.retrieval_metrics`). Two tasks, each with the same four losses, the same
 P x K batches and the same initialisation per seed, trained through :func:`paperzoo.engine.fit`:
 
-* **union30** (issue setting): the 30-class union of Fashion-MNIST, MNIST and Animal-MNIST
+* **union30**: the 30-class union of Fashion-MNIST, MNIST and Animal-MNIST
   (:func:`paperzoo.data.load_union30`), classes 0-14 for training and 15-29 for retrieval
   (:func:`paperzoo.data.held_out_class_split`); a small ConvNet with a 64-d L2-normalised
   :class:`paperzoo.models.EmbeddingHead`; batches of 12 classes x 5 images (m = 5 as the
   official code) from :func:`paperzoo.data.m_per_class_sampler`; Adam;
-* **digits** (spec §6(c)): scikit-learn's 8x8 digits, classes 0-4 / 5-9, MLP 64-128-ReLU-32
+* **digits**: scikit-learn's 8x8 digits, classes 0-4 / 5-9, MLP 64-128-ReLU-32
   L2-normalised, Adam lr 1e-3, 600 iterations of 5 classes x 8 images.
 
 Losses: MS with mining (:class:`paperzoo.losses.MultiSimilarityLoss`, defaults alpha=2, beta=50,
 base=0.5, epsilon=0.1), MS without mining (ablation), and pytorch-metric-learning's
 ``ContrastiveLoss`` (cosine similarity, pos margin 1, neg margin 0.5) and
-``TripletMarginLoss`` (margin 0.1, all triplets) as baselines (spec §6(c)).
+``TripletMarginLoss`` (margin 0.1, all triplets) as baselines.
 
-The figure adds the General-Pair-Weighting analysis (spec §3.2): on a P x K batch of unseen
+The figure adds the General-Pair-Weighting analysis (the paper's Eqs. (1)-(3)): on a P x K batch of unseen
 classes embedded by the MS-trained network, the weight each loss gives each pair against its
 similarity (MS in closed form, the others by autograd via
 :func:`paperzoo.analysis.pair_weighting.gpw_pair_weights`).
@@ -106,7 +106,7 @@ def union30_split(cfg: TaskConfig) -> Split:
 
 
 def digits_split() -> Split:
-    """scikit-learn digits, pixels / 16, flattened; classes 0-4 to train, 5-9 to retrieve (spec §6(c))."""
+    """scikit-learn digits, pixels / 16, flattened; classes 0-4 to train, 5-9 to retrieve."""
     from paperzoo.data import held_out_class_split, load_digits
 
     data = load_digits()

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -24,15 +23,7 @@ from paperzoo.metrics import macro_f1, top_k_accuracy
 from paperzoo.models import MLP
 from paperzoo.papers import Method
 
-__all__ = ["TASK", "ClassificationTask", "OneHotMSE"]
-
-
-class OneHotMSE(nn.Module):
-    """Squared error between the logits and the one-hot target, summed over classes and
-    averaged over the batch."""
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (logits - F.one_hot(target, logits.shape[1]).to(logits.dtype)).pow(2).sum(1).mean()
+__all__ = ["TASK", "ClassificationTask"]
 
 
 class ClassificationTask(Task):
@@ -48,7 +39,7 @@ class ClassificationTask(Task):
         Method(
             "mse",
             "classification",
-            "paperzoo.compare.tasks.classification:OneHotMSE",
+            "paperzoo.losses:OneHotMSELoss",
             {},
             "squared error between the logits and the one-hot target",
         ),
