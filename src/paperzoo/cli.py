@@ -11,6 +11,8 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from paperzoo import catalog
+from paperzoo.compare.cli import compare_command
+from paperzoo.report import report_command
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Tested implementations and reproductions of 53 ML papers."
@@ -134,6 +136,10 @@ def reproduce(
             console.print(f"recorded {path}")
 
 
+app.command("compare")(compare_command)
+app.command("report")(report_command)
+
+
 @app.command()
 def docs(check: bool = typer.Option(False, "--check", help="Exit 1 if a generated block is out of date.")) -> None:
     """Regenerate the README catalog table and each card's results block from the data."""
@@ -167,6 +173,20 @@ def bench_losses(
     else:
         console.print(bench.format_report(report))
         console.print(f"Wrote {out}")
+
+
+@bench_app.command("threads")
+def bench_threads(
+    steps: int = typer.Option(30, min=1, help="Training steps per measurement."),
+    busy: int | None = typer.Option(None, min=0, help="Competing spinning processes (default: cores - 1)."),
+    out: Path = typer.Option(Path("results/bench/threads.json"), "--out", help="JSON output path."),
+) -> None:
+    """Milliseconds per training step with 1 vs 2 threads, idle and on a loaded machine."""
+    from paperzoo.bench import threads as bench
+
+    report = bench.run(steps=steps, busy=busy, out=out)
+    console.print(bench.format_report(report))
+    console.print(f"Wrote {out}")
 
 
 @data_app.command("install")

@@ -79,14 +79,15 @@ def measured_line(summary: Mapping[str, Any], digits: int = 3) -> str:
     if hl:
         method, base, metric = hl
         a, b = summary["table"][method][metric], summary["table"][base][metric]
-        text = f"{metric}: {method} {a['mean']:.{digits}f} ± {a['std']:.{digits}f} vs {base} {b['mean']:.{digits}f} ± {b['std']:.{digits}f}. {text[0].upper()}{text[1:]}"
+        text = f"{metric}: {method} {_fmt(a, digits)} vs {base} {_fmt(b, digits)}. {text[0].upper()}{text[1:]}"
     return text
 
 
-def _fmt(s: Mapping[str, float], digits: int) -> str:
-    if math.isnan(s["mean"]):
+def _fmt(s: Mapping[str, Any], digits: int) -> str:
+    """``mean ± std``; JSON stores a missing (NaN) value as null, shown as n/a."""
+    if s["mean"] is None or math.isnan(s["mean"]):
         return "n/a"
-    if s["n"] > 1:
+    if s["n"] > 1 and s["std"] is not None and math.isfinite(s["std"]):
         return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
     return f"{s['mean']:.{digits}f}"
 

@@ -86,7 +86,7 @@ def results_dir() -> Path:
 def recorded_result(key: str) -> dict[str, Any] | None:
     """The committed summary of paper ``key`` (``NN-slug``), or None."""
     path = results_dir() / f"{key}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def recorded_plot(key: str) -> Path | None:
