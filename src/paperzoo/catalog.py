@@ -184,7 +184,13 @@ def families() -> list[str]:
 
 
 def get(ref: int | str) -> Paper:
-    """Look a paper up by number (``28``, ``"28"``, ``"028"``), slug, or ``NN-slug`` key."""
+    """Look a paper up by number (``28``, ``"28"``, ``"028"``), slug, or ``NN-slug`` key.
+
+    >>> get("28").key
+    '28-multi-similarity-loss'
+    >>> get("z-loss").number
+    5
+    """
     if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         n = int(ref)
         if n in _BY_NUMBER:

@@ -29,6 +29,12 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     """Mean and two-sided Student-t confidence interval of the mean of ``values``.
 
     One value gives the interval (-inf, inf); zero spread gives the point itself.
+
+    >>> mean, lo, hi = t_interval([0.02, 0.03, 0.04])
+    >>> round(mean, 3), round(lo, 3), round(hi, 3)
+    (0.03, 0.005, 0.055)
+    >>> t_interval([0.5])
+    (0.5, -inf, inf)
     """
     from scipy import stats
 
@@ -60,7 +66,11 @@ def outcome_of(claim: Mapping[str, Any]) -> Outcome:
 
 
 def verdict_from_outcomes(outcomes: Sequence[str]) -> Verdict:
-    """:data:`VERDICT_RULE`: holds if every claim holds, does not hold if every claim fails."""
+    """:data:`VERDICT_RULE`: holds if every claim holds, does not hold if every claim fails.
+
+    >>> verdict_from_outcomes(["holds", "within noise"])
+    'inconclusive'
+    """
     if outcomes and all(o == "holds" for o in outcomes):
         return "holds"
     if outcomes and all(o == "fails" for o in outcomes):
@@ -136,10 +146,6 @@ def format_summary(summary: Mapping[str, Any], digits: int = 3) -> Any:
     return Group(table, *lines)
 
 
-def _md_cell(s: Mapping[str, float], digits: int) -> str:
-    return _fmt(s, digits).replace("±", "&plusmn;")
-
-
 def summary_markdown(summary: Mapping[str, Any], plot: str | None = None, digits: int = 3) -> str:
     """A summary as Markdown (the results block of a paper card): the method x metric table,
     the claims with their intervals, the verdict and the environment."""
@@ -153,7 +159,7 @@ def summary_markdown(summary: Mapping[str, Any], plot: str | None = None, digits
     ]
     for method in summary["methods"]:
         name = f"{method} (baseline)" if method in summary["baselines"] else method
-        cells = [_md_cell(summary["table"][method][m], digits) for m in summary["metrics"]]
+        cells = [_fmt(summary["table"][method][m], digits) for m in summary["metrics"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"Claims (difference, {CONFIDENCE:.0%} interval over seeds):", ""]
     for c in summary["claims"]:

@@ -1,4 +1,5 @@
-"""Learning-curve protocol (spec 09 §3.3), samples_to_reach (§3.4) and feature statistics (§3.5)."""
+"""The paper's linear-evaluation protocol (paper 09), samples_to_reach (the official simulation's
+stopping rule) and the feature statistics that check the theory's assumptions."""
 
 from __future__ import annotations
 
@@ -120,7 +121,8 @@ def test_accepts_estimator_instances_and_factories() -> None:
 
 
 def test_nb_learns_faster_than_lr_in_the_simulation() -> None:
-    """Spec §6(c)(1) in miniature: n = 100, K = 2, few samples."""
+    """The paper's Gaussian-mixture simulation in miniature (O(log n) vs O(n)): n = 100, K = 2,
+    few samples."""
     x, y = make_dis_gen_gaussian(100, 2, 2000, seed=0)
     xt, yt = make_dis_gen_gaussian(100, 2, 2000, seed=1)
     out = learning_curve_comparison(x, y, xt, yt, [10, 20], default_classifiers(), repeats=3, minmax=False, seed=0)
@@ -166,9 +168,9 @@ def test_bad_input() -> None:
         learning_curve_comparison(x, y_rare, x, y_rare, [2], clf, max_redraws=3)
 
 
-# --------------------------------------------------------------------------- §3.5
+# --------------------------------------------------------------------------- feature statistics
 def _reference_statistics(x: np.ndarray, y: np.ndarray, divisor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Direct loops over (k, k1, k2), written from the spec's wording."""
+    """Direct loops over (k, k1, k2), written from the statistics' definitions."""
     classes = np.unique(y)
     pis = np.array([np.mean(y == c) for c in classes])
     mus = np.stack([x[y == c].mean(axis=0) for c in classes])

@@ -1,4 +1,5 @@
-"""Tests of the General Pair Weighting tools (paper 28, spec §3.2, §3.4, §6(a) property 3)."""
+"""Tests of the General Pair Weighting tools (paper 28: the GPW framework, Eqs. (1)-(3); the MS
+weights, Eqs. (13)-(14); the gradient identity dL/dS = (w- - w+)/m)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def batch(n: int, seed: int, kind: str = "pk", dim: int = 6) -> tuple[torch.Tens
     return x @ x.T, labels
 
 
-# --------------------------------------------------------------------------- §6(a) property 3
+# --------------------------------------------------------------------------- dL/dS = (w- - w+) / m, Eqs. (13)-(14)
 @HYP
 @given(
     n=st.integers(2, 30),
@@ -67,7 +68,7 @@ def test_property3_autograd_gradient_equals_closed_form_weights(
     torch.testing.assert_close(g_neg * n, w_neg, atol=1e-10, rtol=0)
 
 
-def test_ms_weights_match_the_spec_formula_literally() -> None:
+def test_ms_weights_match_eqs_13_14_literally() -> None:
     """w+_ij = 1/(e^{a(S_ij-l)} + sum_k e^{-a(S_ik-S_ij)}), w-_ij = 1/(e^{-b(S_ij-l)} + sum_k e^{b(S_ik-S_ij)})."""
     S, labels = batch(12, 3)
     a, b, lam = 2.0, 40.0, 0.5
@@ -95,7 +96,7 @@ def test_ms_weights_stay_finite_at_large_scales() -> None:
     assert (w_pos <= 1).all() and (w_neg <= 1).all()
 
 
-# --------------------------------------------------------------------------- GPW identity (§3.2)
+# --------------------------------------------------------------------------- GPW identity, Eqs. (1)-(3)
 @pytest.mark.parametrize("name", [*REFERENCE_PAIR_LOSSES, "multi-similarity"])
 def test_sgd_step_on_loss_equals_step_on_weighted_similarities(name: str) -> None:
     """dL/dtheta equals the gradient of sum_i [sum_N w S - sum_P w S] with w held constant."""

@@ -1,4 +1,5 @@
-"""Tests of the Multi-Similarity loss (paper 28): spec §6(a) properties, §6(b) golden values,
+"""Tests of the Multi-Similarity loss (paper 28): properties, golden values (from the official
+implementation, msight-tech/research-ms-loss, and pytorch-metric-learning 2.9.0, which agree),
 equality with pytorch-metric-learning, PML interoperability and input errors. The generic
 metric-loss behaviour (input errors, gradcheck, permutation, dtypes, round trips, miners,
 reducers, ``DistributedLossWrapper``) is covered by :func:`paperzoo.testing.metric_loss_checks`."""
@@ -27,13 +28,13 @@ HYP = settings(max_examples=25, deadline=None)
 
 # --------------------------------------------------------------------------- helpers
 def case_a() -> tuple[torch.Tensor, torch.Tensor]:
-    """Spec §6(b) Case A: unit vectors at the given angles (degrees), labels [0,0,0,1,1,2,2]."""
+    """Golden-value case A: unit vectors at the given angles (degrees), labels [0,0,0,1,1,2,2]."""
     deg = torch.tensor([0.0, 10.0, 60.0, 90.0, 100.0, 200.0, 45.0], dtype=F64)
     rad = deg * math.pi / 180.0
     return torch.stack([rad.cos(), rad.sin()], dim=1), torch.tensor([0, 0, 0, 1, 1, 2, 2])
 
 
-# spec §6(b) Case B: torch.manual_seed(0); F.normalize(torch.randn(6, 4, dtype=float64), dim=1)
+# Golden-value case B: torch.manual_seed(0); F.normalize(torch.randn(6, 4, dtype=float64), dim=1)
 CASE_B_X = [
     [-0.83798238906075606, -0.13537744587526085, -0.38475638609256252, 0.36252032513130827],
     [-0.46934712193619044, -0.67721419358842716, -0.33088279331864145, -0.46001173052243405],
@@ -50,7 +51,8 @@ def general_path(loss: MultiSimilarityLoss, *args: object, **kwargs: object) -> 
 
 
 def naive_ms(S: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float, base: float, eps: float) -> torch.Tensor:
-    """A per-anchor loop transcribing spec §3.3-§3.4 (official algorithm), as an oracle."""
+    """A per-anchor loop transcribing the official algorithm (the paper's mining step and
+    Eq. (15)), as an oracle."""
     m = S.shape[0]
     total = S.new_zeros(())
     for i in range(m):
@@ -99,7 +101,7 @@ def make_labels(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
     return torch.arange(n) // 2
 
 
-# --------------------------------------------------------------------------- §6(b) golden values
+# --------------------------------------------------------------------------- golden values
 @pytest.mark.parametrize(
     ("beta", "value", "g0", "g6"),
     [
@@ -183,7 +185,7 @@ def test_golden_case_b(beta: float, base: float, value: float) -> None:
     assert multi_similarity_loss(X @ X.T, y, 2.0, beta, base, mining=False).item() == pytest.approx(value, abs=1e-8)
 
 
-def test_defaults_follow_the_spec() -> None:
+def test_defaults_are_the_papers_and_official_values() -> None:
     loss = MultiSimilarityLoss()
     assert (loss.alpha, loss.beta, loss.base, loss.epsilon) == (2.0, 50.0, 0.5, 0.1)
     assert loss.mining and loss.exclude_duplicates
@@ -252,7 +254,7 @@ def test_pml_shortcut_is_not_copied() -> None:
     assert ours > 0 and ours == pytest.approx(naive_ms(X @ X.T, y, 2.0, 50.0, 0.5, 0.1).item(), abs=1e-12)
 
 
-# --------------------------------------------------------------------------- duplicates (spec §5)
+# --------------------------------------------------------------------------- duplicates (official code)
 def test_exclude_duplicates_reproduces_official_behaviour() -> None:
     gen = torch.Generator().manual_seed(0)
     emb = torch.randn(12, 6, dtype=F64, generator=gen)
@@ -274,7 +276,7 @@ def test_exclude_duplicates_reproduces_official_behaviour() -> None:
     assert abs(no_mining - MultiSimilarityLoss(mining=False)(emb, labels).item()) > 1e-6
 
 
-# --------------------------------------------------------------------------- §6(a) properties
+# --------------------------------------------------------------------------- properties
 @HYP
 @given(kind=compositions, n=st.integers(2, 30), seed=st.integers(0, 10_000), eps=st.floats(0.0, 1.0))
 def test_property1_kept_sets_empty_together(kind: str, n: int, seed: int, eps: float) -> None:

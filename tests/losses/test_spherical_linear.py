@@ -1,5 +1,5 @@
-"""Tests of the O(d^2) spherical output layer for the Z-loss (paper 05, spec §3.5): every step
-must equal dense autograd + plain SGD on a small D."""
+"""Tests of the O(d^2) spherical output layer for the Z-loss (paper 05; the exact update of
+Vincent et al., 2015): every step must equal dense autograd + plain SGD on a small D."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests of the Z-loss (paper 05, spec §3 and §6.1-6.2). The generic classification-loss
+"""Tests of the Z-loss (de Brébisson & Vincent, 2016): invariance properties and golden values
+from an independent float64 evaluation of the definition. The generic classification-loss
 behaviour (input errors, reductions, weights, gradcheck, dtypes, round trips) is covered by
 :func:`paperzoo.testing.classification_loss_checks`; the tests below are the paper's."""
 
@@ -19,7 +20,8 @@ from paperzoo.testing import classification_loss_checks
 
 TINY = 1e-30  # variance floor small enough not to disturb exact invariances in float64
 
-# --------------------------------------------------------------------------- golden values (spec §6.2)
+# --------------------------------------------------------------------------- golden values
+# from an independent float64 evaluation of the definition
 OUTPUTS = [[1.0, 2.0, 0.5, -1.0, 3.0], [0.1, -0.2, 0.3, 0.0, 0.05]]
 C = [4, 2]
 GOLDEN = [
@@ -76,7 +78,8 @@ def test_golden_stats_form() -> None:
     torch.testing.assert_close(loss, torch.tensor([0.194381, 0.114998], dtype=torch.float64), rtol=2e-5, atol=1e-6)
 
 
-# --------------------------------------------------------------------------- properties (spec §6.1)
+# --------------------------------------------------------------------------- properties
+# shift and scale invariance (the paper's defining claims) and consequences of the definition
 def random_case(seed: int, n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     o = torch.randn(n, d, generator=g, dtype=torch.float64) * 2.0 + 0.5
@@ -125,7 +128,7 @@ def test_closed_form_gradient_matches_autograd(seed: int, n: int, d: int, a: flo
     o, c = random_case(seed, n, d)
     o.requires_grad_(True)
     (g,) = torch.autograd.grad(z_loss(o, c, a, b, "sum", eps=TINY), o)
-    # spec §3.3, written out independently of the implementation
+    # the closed-form gradient derived from the definition, written out independently of the implementation
     x = o.detach()
     mu = x.mean(1, keepdim=True)
     sigma = x.std(1, unbiased=False, keepdim=True)
@@ -149,7 +152,7 @@ def test_stats_form_equals_dense_form(seed: int, n: int, d: int, a: float, b: fl
 
 @settings(max_examples=25, deadline=None)
 @given(**case)
-def test_stats_gradients_match_spec(seed: int, n: int, d: int, a: float, b: float) -> None:
+def test_stats_gradients_match_closed_form(seed: int, n: int, d: int, a: float, b: float) -> None:
     o, c = random_case(seed, n, d)
     o_c = o.gather(1, c[:, None]).squeeze(1).requires_grad_(True)
     s1 = o.sum(1).requires_grad_(True)
@@ -255,7 +258,7 @@ def test_gradcheck_stats_form() -> None:
     assert torch.autograd.gradcheck(lambda x, y, z: z_loss_from_stats(x, y, z, 7, 0.7, 1.3), (o_c, s1, s2))
 
 
-# --------------------------------------------------------------------------- spherical statistics (spec §3.5, §5)
+# --------------------------------------------------------------------------- spherical statistics (S1, S2)
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_spherical_stats_match_dense_outputs(with_bias: bool) -> None:
     g = torch.Generator().manual_seed(5)

@@ -1,4 +1,5 @@
-"""SharedVarianceGaussianNB: spec 09 §3.1, properties §6(a), golden values §6(b)."""
+"""SharedVarianceGaussianNB (paper 09's naive Bayes with a class-shared diagonal covariance):
+properties and golden values."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from paperzoo.models.gaussian_nb import SharedVarianceGaussianNB
 
-# spec §6(b)
+# golden values computed by hand from the model's formulas (mirroring the official code)
 X_GOLD = np.array([[0, 1], [0.5, 1.5], [1, 0.5], [3, 2], [3.5, 3], [2.5, 2.5], [4, 2.2]], dtype=np.float64)
 Y_GOLD = np.array([0, 0, 0, 1, 1, 1, 1])
 T_GOLD = np.array([[1.8, 1.7], [2.2, 2.0], [3.0, 2.5]])

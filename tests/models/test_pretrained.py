@@ -1,4 +1,5 @@
-"""Frozen EfficientNet-Lite0 features (the `vision` extra), spec 09 §3.3/§7."""
+"""Frozen EfficientNet-Lite0 features (the `vision` extra): the stand-in for paper 09's
+pre-trained vision backbones."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """General Pair Weighting (GPW), the analysis tool of Wang et al., "Multi-Similarity Loss with
-General Pair Weighting for Deep Metric Learning" (CVPR 2019), spec §3.2.
+General Pair Weighting for Deep Metric Learning" (CVPR 2019): the paper's General Pair Weighting
+framework, Eqs. (1)-(3).
 
 For a pair-based loss written as a function ``L(S, y)`` of the similarity matrix ``S``, the pair
 weight is ``w_ij = |dL/dS_ij|`` with the sign convention ``dL/dS_ij <= 0`` on positive pairs and
@@ -8,9 +9,11 @@ weight is ``w_ij = |dL/dS_ij|`` with the sign convention ``dL/dS_ij <= 0`` on po
 ``w`` held constant; losses then differ only in how they weight pairs.
 
 * :func:`gpw_pair_weights` computes the weights of any loss of ``S`` by autograd;
-* :func:`ms_pair_weights` gives the closed-form weights of the MS loss (spec §3.4);
-* the reference pair losses of spec §3.2 written as functions of ``S`` (each summed over its
-  pairs, anchors or triplets, so that a pair's weight is not scaled by the batch):
+* :func:`ms_pair_weights` gives the closed-form weights of the MS loss (the paper's
+  Eqs. (13)-(14));
+* the reference pair losses the paper analyses (its Eqs. (4)-(10)) written as functions of ``S``
+  (each summed over its pairs, anchors or triplets, so that a pair's weight is not scaled by the
+  batch):
   :func:`contrastive_pair_loss`, :func:`triplet_pair_loss`, :func:`binomial_deviance_pair_loss`,
   :func:`lifted_structure_pair_loss` (all in :data:`REFERENCE_PAIR_LOSSES`).
 
@@ -56,7 +59,7 @@ def pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # --------------------------------------------------------------------------- GPW weights
 def gpw_pair_weights(loss_fn: PairLoss, S: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pair weights of any loss of the similarity matrix, by autograd (spec §3.2).
+    """Pair weights of any loss of the similarity matrix, by autograd (the paper's Eqs. (1)-(3)).
 
     Args:
         loss_fn: ``loss_fn(S, labels) -> scalar`` (e.g. :func:`contrastive_pair_loss` or
@@ -95,12 +98,13 @@ def ms_pair_weights(
     mining: bool = True,
     exclude_duplicates: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Closed-form GPW weights of the MS loss (spec §3.4), before the ``1/m`` of the mean::
+    """Closed-form GPW weights of the MS loss, the paper's Eqs. (14) (``w+``) and (13) (``w-``),
+    before the ``1/m`` of the mean::
 
         w+_ij = 1 / (exp(alpha (S_ij - base)) + sum_{k in P^_i} exp(-alpha (S_ik - S_ij)))
         w-_ij = 1 / (exp(-beta (S_ij - base)) + sum_{k in N^_i} exp( beta (S_ik - S_ij)))
 
-    on the kept pairs ``P^_i``, ``N^_i`` of the mining step (spec §3.3), 0 elsewhere; computed
+    on the kept pairs ``P^_i``, ``N^_i`` of the paper's pair-mining step, 0 elsewhere; computed
     stably as ``exp(t_ij - log(1 + sum_k exp(t_ik)))``. So ``dL_MS/dS = (W_neg - W_pos) / m``.
 
     Returns:
@@ -129,11 +133,11 @@ def ms_pair_weights(
 def contrastive_pair_loss(
     S: torch.Tensor, labels: torch.Tensor, pos_margin: float = 1.0, neg_margin: float = 0.5
 ) -> torch.Tensor:
-    """Contrastive loss on similarities, summed over pairs (spec §3.2)::
+    """Contrastive loss on similarities, summed over pairs (cf. the paper's Eq. (4))::
 
         sum_{j in P_i} [pos_margin - S_ij]_+ + sum_{j in N_i} [S_ij - neg_margin]_+
 
-    With ``pos_margin = 1`` (cosine ``S <= 1``) the positive term is ``1 - S_ij``, the spec's
+    With ``pos_margin = 1`` (cosine ``S <= 1``) the positive term is ``1 - S_ij``, Eq. (4)'s
     ``-S_ij`` up to a constant: weight 1 for every positive and for every negative with
     ``S_ij > neg_margin`` (self-similarity only).
     """
@@ -143,7 +147,7 @@ def contrastive_pair_loss(
 
 
 def triplet_pair_loss(S: torch.Tensor, labels: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
-    """Triplet loss on similarities over all triplets ``(i, p, n)``, summed (spec §3.2)::
+    """Triplet loss on similarities over all triplets ``(i, p, n)``, summed (the paper's Eq. (5))::
 
         sum_i sum_{p in P_i} sum_{n in N_i} [S_in - S_ip + margin]_+
 
@@ -159,13 +163,15 @@ def triplet_pair_loss(S: torch.Tensor, labels: torch.Tensor, margin: float = 0.1
 def binomial_deviance_pair_loss(
     S: torch.Tensor, labels: torch.Tensor, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5
 ) -> torch.Tensor:
-    """Binomial deviance on similarities, summed over pairs (spec §3.2)::
+    """Binomial deviance on similarities, summed over pairs (cf. the paper's Eq. (9))::
 
         sum_{j in P_i} (1/alpha) log(1 + exp(-alpha (S_ij - base)))
         + sum_{j in N_i} (1/beta) log(1 + exp(beta (S_ij - base)))
 
     Weights are sigmoids of the self-similarity: ``w+ = 1 / (1 + exp(alpha (S - base)))``,
-    ``w- = 1 / (1 + exp(-beta (S - base)))``.
+    ``w- = 1 / (1 + exp(-beta (S - base)))`` (cf. Eq. (10)). Eq. (9) averages each anchor's terms
+    with ``1/P_i`` and ``1/N_i`` instead of scaling them by ``1/alpha`` and ``1/beta``, so its
+    weights are these times ``alpha/P_i`` and ``beta/N_i``.
     """
     check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
@@ -177,12 +183,14 @@ def binomial_deviance_pair_loss(
 
 
 def lifted_structure_pair_loss(S: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """Lifted structure loss in the similarity form of the MS paper, summed over anchors::
+    """Lifted structure loss in the similarity form of the MS paper (its Eq. (6)), summed over
+    anchors::
 
         sum_i [ log sum_{k in P_i} exp(margin - S_ik) + log sum_{k in N_i} exp(S_ik) ]_+
 
     (anchors with no positive or no negative contribute 0). A negative's weight is its softmax
-    over the anchor's negatives: relative similarity to the other negatives (spec §3.2).
+    over the anchor's negatives: relative similarity to the other negatives (the weights of
+    Eqs. (7)-(8)).
     """
     check_similarity_labels(S, labels)
     pos, neg = pair_masks(labels.to(S.device))
@@ -200,4 +208,4 @@ REFERENCE_PAIR_LOSSES: dict[str, PairLoss] = {
     "binomial deviance": binomial_deviance_pair_loss,
     "lifted structure": lifted_structure_pair_loss,
 }
-"""The reference pair losses of spec §3.2 with their default hyper-parameters, by name."""
+"""The reference pair losses (the paper's Eqs. (4)-(10)), with default hyper-parameters, by name."""

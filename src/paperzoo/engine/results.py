@@ -55,6 +55,14 @@ class Table:
 
     Methods keep the order in which they are declared (``methods``) or first added; each
     ``(method, seed)`` is added once, with a value for every metric.
+
+    >>> table = Table(["acc"], ["new", "old"], baselines=["old"])
+    >>> for seed, (a, b) in enumerate([(0.91, 0.85), (0.93, 0.86), (0.92, 0.88)]):
+    ...     table.add("new", seed, {"acc": a})
+    ...     table.add("old", seed, {"acc": b})
+    >>> claim = Claim.greater(table, "new", "old", "acc")
+    >>> claim.statement, round(claim.estimate, 3), claim.outcome
+    ('acc: new > old', 0.057, 'holds')
     """
 
     def __init__(self, metrics: Sequence[str], methods: Sequence[str] = (), baselines: Sequence[str] = ()) -> None:

