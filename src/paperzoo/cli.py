@@ -179,12 +179,15 @@ def bench_losses(
 def bench_threads(
     steps: int = typer.Option(30, min=1, help="Training steps per measurement."),
     busy: int | None = typer.Option(None, min=0, help="Competing spinning processes (default: cores - 1)."),
+    unit_steps: int | None = typer.Option(
+        None, min=1, help="Steps per unit in the jobs comparison (default 10 x steps)."
+    ),
     out: Path = typer.Option(Path("results/bench/threads.json"), "--out", help="JSON output path."),
 ) -> None:
     """Milliseconds per training step with 1 vs 2 threads, idle and on a loaded machine."""
     from paperzoo.bench import threads as bench
 
-    report = bench.run(steps=steps, busy=busy, out=out)
+    report = bench.run(steps=steps, busy=busy, unit_steps=unit_steps, out=out)
     console.print(bench.format_report(report))
     console.print(f"Wrote {out}")
 

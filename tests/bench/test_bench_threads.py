@@ -24,7 +24,7 @@ def test_workloads_train() -> None:
 def test_format_report() -> None:
     row = {"workload": "w", "idle_1t_ms": 1.0, "idle_2t_ms": 0.8, "loaded_1t_ms": 2.0, "loaded_2t_ms": 9.0}
     report = {
-        "config": {"steps": 3, "busy_processes": 1, "cores": 2},
+        "config": {"steps": 3, "unit_steps": 30, "busy_processes": 1, "cores": 2},
         "rows": [{**row, "units_jobs2x1t_s": 1.0, "units_jobs1x2t_s": 2.5}],
     }
     console = Console(record=True, width=200)
@@ -38,7 +38,7 @@ def test_format_report() -> None:
 @pytest.mark.slow
 def test_report_structure(tmp_path: Path) -> None:
     out = tmp_path / "threads.json"
-    report = bench.run(steps=1, busy=1, out=out)
+    report = bench.run(steps=1, busy=1, unit_steps=2, out=out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert [r["workload"] for r in report["rows"]] == list(bench.WORKLOADS)
     for row in report["rows"]:

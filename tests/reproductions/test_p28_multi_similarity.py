@@ -39,12 +39,6 @@ def test_pair_weighting_analysis_of_the_ms_unit() -> None:
     assert set(out["metrics"]) >= {"R@1", "MAP@R"}
 
 
-def test_budgets_are_stated() -> None:
-    assert p28.BUDGETS == ("showcase",)
-    full, showcase = p28.CONFIGS[None], p28.CONFIGS["showcase"]
-    assert showcase[0].steps < full[0].steps and "SHOWCASE" in p28.SHOWCASE_NOTE
-
-
 @pytest.mark.slow
 def test_full_run(tmp_path: Path, require_data: Any) -> None:
     require_data(p28)

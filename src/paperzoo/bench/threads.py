@@ -9,8 +9,9 @@ per training step:
 * ``idle``: with 1 and with 2 torch intra-op threads, nothing else running;
 * ``loaded``: the same while ``busy`` competing processes spin on the CPU (default: one per
   core but one, the situation of a shared 2-core machine running one other job);
-* ``units``: the wall time of two identical units run as two worker processes with one thread
-  each (what ``--jobs 2`` does) against one after the other in this process with two threads.
+* ``units``: the wall time of two identical units of ``unit_steps`` steps run as two worker
+  processes with one thread each (what ``--jobs 2`` does, worker start-up included) against one
+  after the other in this process with two threads, on the idle machine.
 
 Wall-clock numbers depend on the machine and its load: they are reported, never asserted.
 """
@@ -90,13 +91,10 @@ def time_workload(name: str, steps: int, threads: int) -> float:
 def _unit(args: tuple[str, int]) -> float:
     """One unit of the ``units`` comparison: ``steps`` steps of a workload; its wall seconds."""
     name, steps = args
-    import torch
-
     step = WORKLOADS[name](0)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    del torch
     return time.perf_counter() - start
 
 
@@ -113,14 +111,20 @@ def _busy(n: int) -> Iterator[None]:
             p.wait()
 
 
-def run(steps: int = 30, busy: int | None = None, out: Path | None = None) -> dict[str, Any]:
-    """Run the three comparisons for every workload; write the report as JSON if ``out``."""
+def run(
+    steps: int = 30, busy: int | None = None, unit_steps: int | None = None, out: Path | None = None
+) -> dict[str, Any]:
+    """Run the three comparisons for every workload (``unit_steps`` defaults to ``10 * steps``);
+    write the report as JSON if ``out``."""
     import torch
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     cores = available_cores()
     busy = max(cores - 1, 1) if busy is None else busy
+    unit_steps = 10 * steps if unit_steps is None else unit_steps
+    if isinstance(unit_steps, bool) or not isinstance(unit_steps, int) or unit_steps < 1:
+        raise ValueError(f"unit_steps must be an int >= 1, got {unit_steps!r}")
     if isinstance(busy, bool) or not isinstance(busy, int) or busy < 0:
         raise ValueError(f"busy must be an int >= 0, got {busy!r}")
     rows = []
@@ -132,17 +136,18 @@ def run(steps: int = 30, busy: int | None = None, out: Path | None = None) -> di
             for threads in (1, 2):
                 row[f"loaded_{threads}t_ms"] = time_workload(name, steps, threads)
         start = time.perf_counter()
-        run_units(_unit, [(name, steps)] * 2, jobs=2, threads=1, progress=False)
+        run_units(_unit, [(name, unit_steps)] * 2, jobs=2, threads=1, progress=False)
         row["units_jobs2x1t_s"] = time.perf_counter() - start
         start = time.perf_counter()
         with limit_threads(2):
             for _ in range(2):
-                _unit((name, steps))
+                _unit((name, unit_steps))
         row["units_jobs1x2t_s"] = time.perf_counter() - start
         rows.append(row)
     report = {
         "config": {
             "steps": steps,
+            "unit_steps": unit_steps,
             "busy_processes": busy,
             "cores": cores,
             "torch": torch.__version__.split("+")[0],
@@ -165,7 +170,7 @@ def format_report(report: dict[str, Any]) -> Any:
     cfg = report["config"]
     table = Table(
         title=f"Threads benchmark: ms per training step ({cfg['steps']} steps), {cfg['cores']} cores, "
-        f"loaded = {cfg['busy_processes']} spinning process(es); units = 2 runs of {cfg['steps']} steps",
+        f"loaded = {cfg['busy_processes']} spinning process(es); units = 2 runs of {cfg['unit_steps']} steps, idle",
         title_justify="left",
     )
     for col in (

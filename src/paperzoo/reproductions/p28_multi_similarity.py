@@ -44,7 +44,7 @@ from paperzoo.models import MLP, ConvNet, EmbeddingHead
 
 PAPER = 28
 DATA = ("fashion-mnist", "mnist", "animal-mnist")
-BUDGETS = ("showcase",)
+BUDGETS: tuple[str, ...] = ()
 
 MS, MS_NO_MINING, CONTRASTIVE, TRIPLET = "MS + mining", "MS, no mining", "contrastive", "triplet"
 METHODS = (MS, MS_NO_MINING, CONTRASTIVE, TRIPLET)
@@ -75,14 +75,10 @@ SMOKE_U30 = TaskConfig(
 )
 FULL_DIGITS = TaskConfig("digits", steps=600, classes_per_batch=5, m=8, lr=1e-3)
 SMOKE_DIGITS = TaskConfig("digits", steps=20, classes_per_batch=5, m=8, lr=1e-3)
-SHOWCASE_U30 = TaskConfig("union30", steps=200, classes_per_batch=12, m=5, lr=1e-3, max_per_class=500)
-SHOWCASE_DIGITS = TaskConfig("digits", steps=200, classes_per_batch=5, m=8, lr=1e-3)
 CONFIGS: dict[str | None, tuple[TaskConfig, TaskConfig]] = {
     None: (FULL_U30, FULL_DIGITS),
     "smoke": (SMOKE_U30, SMOKE_DIGITS),
-    "showcase": (SHOWCASE_U30, SHOWCASE_DIGITS),
 }
-SHOWCASE_NOTE = "; SHOWCASE BUDGET: 200 instead of 600 training steps per run (`paperzoo reproduce 28` is the full run)"
 
 
 # --------------------------------------------------------------------------- data and models
@@ -253,8 +249,7 @@ def run(
 ) -> Result:
     """Run the reproduction over ``seeds`` in up to ``jobs`` processes; write the result, its
     summary and ``plot.png`` under ``out_dir/28-multi-similarity-loss/`` and return the
-    :class:`Result`. ``budget="showcase"`` runs fewer steps on fewer images (stated in the
-    output)."""
+    :class:`Result`."""
     rep = start(PAPER, smoke=smoke, seeds=seeds, progress=progress, jobs=jobs, budget=budget, budgets=BUDGETS)
     u30_cfg, dig_cfg = CONFIGS[rep.budget]
     units = [
@@ -318,7 +313,6 @@ def run(
             "28x28 grayscale / 8x8 digits and small networks trained from scratch instead of ImageNet-pretrained "
             "BN-Inception on CUB/Cars/SOP/In-Shop; 15 unseen classes instead of 100-11,318; absolute Recall@K "
             "values are not comparable with the paper's, only the ordering of the losses"
-            + (SHOWCASE_NOTE if rep.budget == "showcase" else "")
         ),
         notes="MS vs triplet is reported (extra['ms_vs_triplet']), not claimed: the paper compares with other baselines.",
         highlight=(MS, CONTRASTIVE, "U30 R@1"),
