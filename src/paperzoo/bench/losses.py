@@ -1,11 +1,11 @@
 """``paperzoo bench losses``: forward+backward time and memory of every loss in the project
 beside its reference implementation and a "floor", measured in the same run.
 
-Each entry of :data:`LOSSES` names our loss, the well-kept reference it should match (e.g.
+Each entry of :data:`LOSSES` (the ``bench`` entries of the paper records) names our loss, the well-kept reference it should match (e.g.
 pytorch-metric-learning's version) if one exists, and a floor: the least work a loss of that
 kind can do. For metric losses the floor is one normalised B x B similarity matmul plus a
-row-wise logsumexp; for classification losses it is ``F.cross_entropy``. To add a loss, append
-one :class:`LossBenchEntry`.
+row-wise logsumexp; for classification losses it is ``F.cross_entropy``. To add a loss, add a
+:class:`paperzoo.papers.LossBench` to its paper's record.
 
 Timing (honest by construction): every implementation gets the same inputs (one seeded draw per
 entry and batch size), two warm-up calls, then ``repeats`` timed samples taken round-robin
@@ -44,7 +44,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from paperzoo._validation import Interval, validate_params
 from paperzoo.engine import atomic_write_json
+from paperzoo.papers import LossBench
 
 __all__ = ["LOSSES", "LossBenchEntry", "format_report", "measure_memory", "run", "time_fwd_bwd"]
 
@@ -53,6 +55,7 @@ EMBEDDING_DIM = 128
 NUM_CLASSES = 1000
 SAMPLES_PER_CLASS = 4
 MIN_SAMPLE_S = 0.002
+_RUN_CONSTRAINTS = {"repeats": [Interval(int, 1, math.inf, closed="left")]}
 
 
 @dataclass(frozen=True)
@@ -112,55 +115,33 @@ def _ce_floor() -> LossFn:
 
 
 # --------------------------------------------------------------------------- the registry
-def _ms_ours() -> LossFn:
-    from paperzoo.losses import MultiSimilarityLoss
+def _entry(spec: LossBench) -> LossBenchEntry:
+    from paperzoo.catalog import resolve
 
-    return MultiSimilarityLoss()
-
-
-def _ms_pml() -> LossFn:
-    from pytorch_metric_learning.losses import MultiSimilarityLoss
-    from pytorch_metric_learning.miners import MultiSimilarityMiner
-
-    loss, miner = MultiSimilarityLoss(alpha=2, beta=50, base=0.5), MultiSimilarityMiner(epsilon=0.1)
-
-    def pml(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return loss(emb, labels, miner(emb, labels))
-
-    return pml
-
-
-def _z_ours() -> LossFn:
-    from paperzoo.losses import ZLoss
-
-    return ZLoss()
+    metric = spec.kind == "metric"
+    return LossBenchEntry(
+        name=spec.name,
+        kind=spec.kind,
+        ours=resolve(spec.ours),  # type: ignore[arg-type]
+        make_inputs=_metric_inputs if metric else _classification_inputs,
+        floor=_metric_floor if metric else _ce_floor,
+        floor_name="normalised BxB matmul + logsumexp" if metric else "F.cross_entropy",
+        reference=resolve(spec.reference) if spec.reference else None,  # type: ignore[arg-type]
+        reference_name=spec.reference_name,
+        target_ratio=spec.target_ratio,
+        target_min_batch=spec.target_min_batch,
+        notes=spec.notes,
+    )
 
 
-LOSSES: list[LossBenchEntry] = [
-    LossBenchEntry(
-        name="MultiSimilarityLoss",
-        kind="metric",
-        ours=_ms_ours,
-        make_inputs=_metric_inputs,
-        floor=_metric_floor,
-        floor_name="normalised BxB matmul + logsumexp",
-        reference=_ms_pml,
-        reference_name="PML MultiSimilarityLoss + MultiSimilarityMiner",
-        target_ratio=0.7,
-        target_min_batch=512,
-        notes="paper 28; defaults alpha=2, beta=50, base=0.5, epsilon=0.1",
-    ),
-    LossBenchEntry(
-        name="ZLoss",
-        kind="classification",
-        ours=_z_ours,
-        make_inputs=_classification_inputs,
-        floor=_ce_floor,
-        floor_name="F.cross_entropy",
-        notes=f"paper 05; logits (B, {NUM_CLASSES}); no library implements it",
-    ),
-]
-"""The benchmarked losses; a new loss adds one entry."""
+def _registry() -> list[LossBenchEntry]:
+    from paperzoo.papers import records
+
+    return [_entry(spec) for record in records().values() for spec in record.bench]
+
+
+LOSSES: list[LossBenchEntry] = _registry()
+"""The benchmarked losses, from the ``bench`` entries of the paper records (discovered)."""
 
 
 # --------------------------------------------------------------------------- measuring
@@ -321,8 +302,7 @@ def run(batch_sizes: Sequence[int] = (128, 512, 2048), repeats: int = 10, out: P
     sizes = [int(b) for b in batch_sizes]
     if not sizes or any(b < 2 for b in sizes):
         raise ValueError(f"batch_sizes must be a non-empty list of ints >= 2, got {list(batch_sizes)!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    validate_params(_RUN_CONSTRAINTS, {"repeats": repeats}, owner="bench.losses.run")
     import pytorch_metric_learning
 
     report: dict[str, Any] = {

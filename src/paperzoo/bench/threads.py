@@ -18,6 +18,7 @@ Wall-clock numbers depend on the machine and its load: they are reported, never 
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -27,9 +28,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from paperzoo._validation import Interval, validate_params
 from paperzoo.engine.parallel import available_cores, limit_threads, run_units
 
 __all__ = ["WORKLOADS", "format_report", "run", "time_workload"]
+
+_RUN_CONSTRAINTS = {
+    "steps": [Interval(int, 1, math.inf, closed="left")],
+    "unit_steps": [Interval(int, 1, math.inf, closed="left"), None],
+    "busy": [Interval(int, 0, math.inf, closed="left"), None],
+}
 
 
 def _mlp_step_fn(seed: int = 0) -> Callable[[], None]:
@@ -118,15 +126,12 @@ def run(
     write the report as JSON if ``out``."""
     import torch
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    validate_params(
+        _RUN_CONSTRAINTS, {"steps": steps, "unit_steps": unit_steps, "busy": busy}, owner="bench.threads.run"
+    )
     cores = available_cores()
     busy = max(cores - 1, 1) if busy is None else busy
     unit_steps = 10 * steps if unit_steps is None else unit_steps
-    if isinstance(unit_steps, bool) or not isinstance(unit_steps, int) or unit_steps < 1:
-        raise ValueError(f"unit_steps must be an int >= 1, got {unit_steps!r}")
-    if isinstance(busy, bool) or not isinstance(busy, int) or busy < 0:
-        raise ValueError(f"busy must be an int >= 0, got {busy!r}")
     rows = []
     for name in WORKLOADS:
         row: dict[str, Any] = {"workload": name}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from paperzoo._validation import Interval, validate_params
 from paperzoo.data._sampling import check_seed, random_rank_within_class
 from paperzoo.data.cache import DatasetNotInstalledError, cached_arrays, data_home, fingerprint
 
@@ -396,9 +398,11 @@ def load_union30(max_per_class: int | None = 1000, seed: int = 0) -> ImageSet:
     Raises:
         DatasetNotInstalledError: one of the three sets is missing.
     """
-    if max_per_class is not None:
-        if isinstance(max_per_class, bool) or not isinstance(max_per_class, (int, np.integer)) or max_per_class < 1:
-            raise ValueError(f"max_per_class must be a positive int or None, got {max_per_class!r}")
+    validate_params(
+        {"max_per_class": [Interval(int, 1, math.inf, closed="left"), None]},
+        {"max_per_class": max_per_class},
+        owner="load_union30",
+    )
     rng = np.random.default_rng(check_seed(seed))
     (xa, ya), (xb, yb) = _fashion_raw("train"), _fashion_raw("test")
     sources = [

@@ -12,12 +12,15 @@ cores) and ``PAPERZOO_THREADS`` (threads per unit; default 1).
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from paperzoo._validation import Interval, validate_params
 
 U = TypeVar("U")
 R = TypeVar("R")
@@ -48,8 +51,7 @@ def resolve_jobs(jobs: int | None) -> int:
     """``jobs`` if given, else ``PAPERZOO_JOBS``, else the number of usable cores."""
     if jobs is None:
         jobs = _positive_env("PAPERZOO_JOBS") or available_cores()
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int or None, got {jobs!r}")
+    validate_params({"jobs": [Interval(int, 1, math.inf, closed="left")]}, {"jobs": jobs}, owner="paperzoo")
     return jobs
 
 

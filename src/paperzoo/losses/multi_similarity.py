@@ -40,6 +40,7 @@ thresholds, and only one B x B tensor (the GPW weight matrix) saved for backward
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -63,7 +64,7 @@ from paperzoo._validation import (
 )
 from paperzoo.losses.base import reduce_loss
 
-__all__ = ["DUPLICATE_EPS", "MultiSimilarityLoss", "ms_pair_masks", "multi_similarity_loss"]
+__all__ = ["DUPLICATE_EPS", "MultiSimilarityLoss", "ms_pair_masks", "multi_similarity_loss", "pml_multi_similarity"]
 
 DUPLICATE_EPS = 1e-5
 """Positives with similarity ``>= 1 - DUPLICATE_EPS`` are duplicates of the anchor (official code)."""
@@ -465,3 +466,19 @@ class MultiSimilarityLoss(BaseMetricLossFunction):
             f"alpha={self.alpha}, beta={self.beta}, base={self.base}, epsilon={self.epsilon}, "
             f"mining={self.mining}, exclude_duplicates={self.exclude_duplicates}"
         )
+
+
+def pml_multi_similarity(
+    alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, epsilon: float = 0.1
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """pytorch-metric-learning's ``MultiSimilarityLoss`` fed by its ``MultiSimilarityMiner``: the
+    well-kept reference this module is checked and benchmarked against, as ``loss(emb, labels)``."""
+    from pytorch_metric_learning.losses import MultiSimilarityLoss as PMLMultiSimilarityLoss
+    from pytorch_metric_learning.miners import MultiSimilarityMiner
+
+    loss, miner = PMLMultiSimilarityLoss(alpha=alpha, beta=beta, base=base), MultiSimilarityMiner(epsilon=epsilon)
+
+    def pml(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return loss(emb, labels, miner(emb, labels))
+
+    return pml

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Method", "Record", "records", "recorded_result", "recorded_plot", "results_dir"]
+__all__ = ["LossBench", "Method", "Record", "records", "recorded_result", "recorded_plot", "results_dir"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,28 @@ class Method:
 
 
 @dataclass(frozen=True)
+class LossBench:
+    """A loss ``paperzoo bench losses`` times against its floor and, if any, its reference.
+
+    ``ours`` and ``reference`` are ``"module:factory"`` paths of zero-argument callables
+    returning a ``loss(x, y) -> scalar`` (a loss class with its defaults qualifies);
+    ``kind`` is ``"classification"`` (logits (B, 1000), floor ``F.cross_entropy``) or
+    ``"metric"`` (embeddings (B, 128), 4 per class, floor: normalised B x B matmul +
+    logsumexp). ``target_ratio``: our time must be at most this fraction of the reference's
+    from batch ``target_min_batch`` on.
+    """
+
+    name: str
+    kind: str
+    ours: str
+    reference: str | None = None
+    reference_name: str | None = None
+    target_ratio: float | None = None
+    target_min_batch: int = 0
+    notes: str = ""
+
+
+@dataclass(frozen=True)
 class Record:
     """What paperzoo offers for one paper (identity lives in the catalog)."""
 
@@ -53,6 +75,7 @@ class Record:
     usage: str
     paper_result: str
     methods: tuple[Method, ...] = ()
+    bench: tuple[LossBench, ...] = ()
 
 
 def _module_number(name: str) -> int | None:

@@ -1,6 +1,6 @@
 """Record of paper 05, the Z-loss (de Brébisson & Vincent, 2016)."""
 
-from paperzoo.papers import Method, Record
+from paperzoo.papers import LossBench, Method, Record
 
 RECORD = Record(
     number=5,
@@ -39,4 +39,5 @@ assert torch.allclose(loss, ZLoss()(3 * logits - 5, target), atol=1e-5)
             "Z-loss with the toolkit default (a, b) = (1, 1)",
         ),
     ),
+    bench=(LossBench("ZLoss", "classification", "paperzoo.losses:ZLoss", notes="paper 05; no library implements it"),),
 )

@@ -1,6 +1,6 @@
 """Record of paper 28, the Multi-Similarity loss (Wang et al., CVPR 2019)."""
 
-from paperzoo.papers import Method, Record
+from paperzoo.papers import LossBench, Method, Record
 
 RECORD = Record(
     number=28,
@@ -39,6 +39,18 @@ w_pos, w_neg = ms_pair_weights(x @ x.T, labels)  # dL/dS = (w_neg - w_pos) / 60
             "paperzoo.losses:MultiSimilarityLoss",
             {},
             "Multi-Similarity loss with its mining (alpha=2, beta=50, base=0.5, epsilon=0.1)",
+        ),
+    ),
+    bench=(
+        LossBench(
+            "MultiSimilarityLoss",
+            "metric",
+            "paperzoo.losses:MultiSimilarityLoss",
+            reference="paperzoo.losses.multi_similarity:pml_multi_similarity",
+            reference_name="PML MultiSimilarityLoss + MultiSimilarityMiner",
+            target_ratio=0.7,
+            target_min_batch=512,
+            notes="paper 28; defaults alpha=2, beta=50, base=0.5, epsilon=0.1",
         ),
     ),
 )
