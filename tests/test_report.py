@@ -334,11 +334,11 @@ def test_written_atomically(results: Path, tmp_path: Path, monkeypatch: pytest.M
         assert Path(src).parent == out.parent and Path(src).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         report.build_report(out, results_dir=results)
     assert out.read_text() == "old page" and sorted(out.parent.iterdir()) == [out]  # temp file removed
-    monkeypatch.setattr(report.os, "replace", lambda src, dst: (replaced.append((src, dst)), real_replace(src, dst)))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (replaced.append((src, dst)), real_replace(src, dst)))
     assert report.build_report(out, results_dir=results) == out
     assert len(replaced) == 2 and replaced[1][1] == out and sorted(out.parent.iterdir()) == [out]
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -18,8 +18,6 @@ import base64
 import html
 import json
 import math
-import os
-import tempfile
 import webbrowser
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,6 +27,7 @@ from typing import Any
 import typer
 
 from paperzoo import catalog, papers
+from paperzoo.engine.io import atomic_write_text
 from paperzoo.summaries import CONFIDENCE, OUTCOMES, VERDICT_RULE, VERDICTS, format_interval, measured_line
 
 __all__ = ["build_report", "load_results", "render_report", "report_command"]
@@ -433,31 +432,11 @@ def render_report(summaries: Summaries, plots: Mapping[str, bytes]) -> str:
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so that
-    readers see the old page or the whole new one; the page is world-readable (``0o644``), not
-    private like a ``mkstemp`` file. (:mod:`paperzoo.engine.io` writes atomically too, but
-    importing :mod:`paperzoo.engine` imports torch.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def build_report(out: Path, results_dir: Path | None = None) -> Path:
     """Write the page to ``out`` (atomically) from the summaries in ``results_dir`` (None: the
     committed ones) and return ``out``."""
     summaries, plots = load_results(results_dir)
-    return _atomic_write_text(Path(out), render_report(summaries, plots))
+    return atomic_write_text(Path(out), render_report(summaries, plots))
 
 
 def report_command(
