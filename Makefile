@@ -9,7 +9,7 @@ BROWSER_PKG := chromium-headless-shell
 
 .PHONY: setup browser run test test-all lint bench report docs clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
 	@$(PY) -m paperzoo data install
 
 # Re-runs only when the project's dependencies change. torch is pinned to the CPU build.
@@ -33,7 +33,7 @@ run: setup
 test: setup lint
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup browser lint
+test-all: setup lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
