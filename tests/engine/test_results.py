@@ -152,3 +152,19 @@ def test_start_validates() -> None:
 def test_atomic_json_maps_nan(tmp_path) -> None:
     p = atomic_write_json(tmp_path / "a" / "x.json", {"v": float("nan"), "w": [1, 2]})
     assert json.loads(p.read_text()) == {"v": None, "w": [1, 2]}
+
+
+def test_record_result_writes_the_summary_and_plot(tmp_path) -> None:
+    from paperzoo.engine.recording import record_result
+    from paperzoo.papers import results_dir
+
+    table = _table()
+    res = _result([Claim.greater(table, "ms", "contrastive", "R@1")], table)
+    res.write(tmp_path / "out")
+    written = record_result(res, folder=tmp_path / "recorded")
+    assert [p.name for p in written] == ["28-multi-similarity-loss.json"]
+    assert json.loads(written[0].read_text()) == json.loads(res.summary_path.read_text())
+    assert (results_dir().parents[3] / "pyproject.toml").is_file()  # the default folder is in this checkout
+    res.budget = "smoke"
+    with pytest.raises(ValueError, match="only a full run"):
+        record_result(res, folder=tmp_path / "recorded")

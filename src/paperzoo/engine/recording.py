@@ -21,7 +21,7 @@ def record_result(result: Result, folder: Path | None = None) -> list[Path]:
         raise ValueError(f"only a full run is recorded, not a {result.budget!r} run")
     if folder is None:
         folder = results_dir()
-        if not (folder.parents[2] / "pyproject.toml").is_file():
+        if not (folder.parents[3] / "pyproject.toml").is_file():
             raise ValueError(f"{folder} is not inside a source checkout; pass a folder")
     target = folder / f"{result.key}.json"
     if result.summary_path is not None:
