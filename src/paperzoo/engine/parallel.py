@@ -12,11 +12,13 @@ cores) and ``PAPERZOO_THREADS`` (threads per unit; default 1).
 
 from __future__ import annotations
 
+import atexit
 import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -84,6 +86,34 @@ def _init_worker(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
+_POOLS: dict[tuple[Any, ...], ProcessPoolExecutor] = {}
+
+
+def _pool(jobs: int, threads: int) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` spawned workers with ``threads`` threads each, kept for later calls.
+
+    Spawning a worker costs seconds (it imports torch); reusing the pool makes the second and
+    later runs of a process (a test session, several comparisons) pay it once. A pool is
+    reused only for the same jobs, threads and ``PAPERZOO_*`` environment (workers read it at
+    start-up); otherwise the old pool is shut down and a new one started.
+    """
+    key = (jobs, threads, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PAPERZOO_"))))
+    if key not in _POOLS:
+        _shutdown_pools()
+        ctx = mp.get_context("spawn")
+        _POOLS[key] = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+        )
+    return _POOLS[key]
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _POOLS.clear()
+
+
 def run_units(
     fn: Callable[[U], R],
     units: Sequence[U],
@@ -96,8 +126,9 @@ def run_units(
     """``[fn(u) for u in units]``, in ``jobs`` worker processes, results in ``units`` order.
 
     ``fn`` must be a module-level function and each unit picklable (workers are spawned, so
-    they import ``fn``'s module afresh); each unit must seed itself. With ``jobs=1`` (or one
-    unit) everything runs in this process under the same thread limit.
+    they import ``fn``'s module afresh, and are kept for later calls: see :func:`_pool`); each
+    unit must seed itself and leave no state that changes a later unit's result. With
+    ``jobs=1`` (or one unit) everything runs in this process under the same thread limit.
     """
     from paperzoo.engine.progress import progress_bar
 
@@ -111,12 +142,17 @@ def run_units(
                     out[i] = fn(unit)
                     bar.update(1)
             return out
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
-        ) as pool:
-            futures = {pool.submit(fn, unit): i for i, unit in enumerate(units)}
+        pool = _pool(jobs, threads)
+        futures = {pool.submit(fn, unit): i for i, unit in enumerate(units)}
+        try:
             for fut in as_completed(futures):
                 out[futures[fut]] = fut.result()
                 bar.update(1)
+        except BrokenProcessPool:
+            _shutdown_pools()
+            raise
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
     return out
