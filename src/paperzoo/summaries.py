@@ -93,13 +93,25 @@ def measured_line(summary: Mapping[str, Any], digits: int = 3) -> str:
     return text
 
 
+def _decimals(value: float, digits: int) -> int:
+    """``digits`` decimals below 10; above, four significant figures (246.7, 24807)."""
+    if not math.isfinite(value) or abs(value) < 10:
+        return digits
+    return max(0, digits + 1 - (math.floor(math.log10(abs(value))) + 1))
+
+
 def _fmt(s: Mapping[str, Any], digits: int) -> str:
-    """``mean ± std``; JSON stores a missing (NaN) value as null, shown as n/a."""
+    """``mean ± std``; JSON stores a missing (NaN) value as null, shown as n/a.
+
+    >>> _fmt({"mean": 24807.0, "std": 2883.99, "n": 3}, 3), _fmt({"mean": 0.7291, "std": 0.006, "n": 3}, 3)
+    ('24807 ± 2884', '0.729 ± 0.006')
+    """
     if s["mean"] is None or math.isnan(s["mean"]):
         return "n/a"
+    d = _decimals(s["mean"], digits)
     if s["n"] > 1 and s["std"] is not None and math.isfinite(s["std"]):
-        return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
-    return f"{s['mean']:.{digits}f}"
+        return f"{s['mean']:.{d}f} ± {s['std']:.{d}f}"
+    return f"{s['mean']:.{d}f}"
 
 
 def format_interval(claim: Mapping[str, Any], digits: int = 3) -> str:
