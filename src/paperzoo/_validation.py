@@ -145,8 +145,13 @@ def validate_params(constraints: Mapping[str, Sequence[Constraint]], params: Map
 
 # --------------------------------------------------------------------------- tensor checks
 def check_finite(t: torch.Tensor, name: str) -> None:
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    """``t`` has no NaN or infinite entry. The test looks at the extremes only: ``aminmax``
+    propagates NaN and keeps infinities, and it is ~10x cheaper than ``isfinite(t).all()``,
+    which allocates a mask as large as ``t`` on every loss call."""
+    if t.is_floating_point() and t.numel() > 0:
+        lo, hi = torch.aminmax(t.detach())
+        if not bool(torch.isfinite(lo) & torch.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or infinite values")
 
 
 def check_labels(labels: torch.Tensor, n: int, name: str = "labels", num_classes: int | None = None) -> None:
