@@ -461,3 +461,50 @@ def test_bad_inputs_raise_clear_errors() -> None:
         one_step_gd_predict(X, y, x_q, math.nan)
     with pytest.raises(ValueError, match="n >= 2"):
         monte_carlo_optimal_gamma(LinearRegressionPrompts(2, 1), num_prompts=10)
+
+
+# --------------------------------------------------------------------------- a user's model and prompt loader
+def test_fit_effective_gamma_recovers_an_exact_gd_model_and_a_trained_lsa():
+    from paperzoo.analysis.in_context import fit_effective_gamma
+
+    f64 = torch.float64
+    law = LinearRegressionPrompts(3, 10, torch.eye(3, dtype=f64), torch.eye(3, dtype=f64), 0.5, None,
+                                  torch.Generator().manual_seed(0), f64)  # fmt: skip
+    G = law.optimal_gamma() + 0.01 * torch.arange(9, dtype=f64).reshape(3, 3)
+    loader = [law.sample(500) for _ in range(4)]  # (Z, y_q) batches, as a DataLoader gives
+    fit = fit_effective_gamma(LinearSelfAttention.from_gamma(G), loader, progress=False)
+    assert torch.allclose(fit.gamma, G, atol=1e-10) and fit.residual_fraction < 1e-10 and fit.num_prompts == 2000
+
+    class Wrapped(torch.nn.Module):  # a user's module without .predict, token-level output
+        def __init__(self) -> None:
+            super().__init__()
+            self.lsa = LinearSelfAttention.from_gamma(G, parametrization="full")
+
+        def forward(self, Z: torch.Tensor) -> torch.Tensor:
+            return self.lsa(Z)
+
+    fit2 = fit_effective_gamma(Wrapped(), iter(loader), progress=True, max_batches=2)
+    assert torch.allclose(fit2.gamma, G, atol=1e-10) and fit2.num_prompts == 1000
+    with pytest.raises(ValueError, match="no prompt"):
+        fit_effective_gamma(Wrapped(), [], progress=False)
+
+
+def test_fit_effective_gamma_with_torch_dataloader_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.in_context import fit_effective_gamma, plot_gamma
+
+    f32 = torch.float32
+    law = LinearRegressionPrompts(2, 8, torch.eye(2), torch.eye(2), 0.1, None, torch.Generator().manual_seed(1), f32)
+    Z, y_q = law.sample(600)
+    G = 0.5 * torch.eye(2)
+    fit = fit_effective_gamma(LinearSelfAttention.from_gamma(G), DataLoader(TensorDataset(Z, y_q), batch_size=200),
+                              progress=False)  # fmt: skip
+    assert torch.allclose(fit.gamma, G.double(), atol=1e-5)
+    fig = plot_gamma(fit.gamma, G.double(), tol=0.05, title="user model")
+    assert isinstance(fig, matplotlib.figure.Figure)
+    plt.close(fig)

@@ -389,3 +389,43 @@ def test_direction_and_margin_records() -> None:
     assert out["min_margin"][0] == 0.0 and float(out["min_margin"][k]) > 0  # separates at k
     assert float(out["min_margin"][k]) <= hm.upper + 1e-12
     assert 0.5 < float(out["direction"][k]) <= 1.0 + 1e-12
+
+
+# --------------------------------------------------------------------------- a user's data loader, progress, plot
+def test_data_from_loader_gathers_batches_and_maps_labels():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.large_step_gd import data_from_loader
+
+    A, y = gaussian_margin_data(50, 4, 0.1, seed=0)
+    loader = DataLoader(TensorDataset(A.reshape(50, 2, 2), (y + 1) // 2), batch_size=16)  # {0, 1} labels, 2-D x
+    A2, y2 = data_from_loader(loader)
+    assert torch.equal(A2, A) and torch.equal(y2, y)
+    _, y3 = data_from_loader([(A, torch.where(y > 0, 7, 3))], positive=7)
+    assert torch.equal(y3, y)
+    with pytest.raises(ValueError, match="not binary"):
+        data_from_loader([(A, torch.arange(50))])
+    with pytest.raises(ValueError, match="no batch"):
+        data_from_loader([])
+
+
+def test_progress_bar_does_not_change_the_run():
+    A, y = gaussian_margin_data(40, 3, 0.1, seed=1)
+    a = gd_logistic(A, y, [1.0, 100.0], 200)
+    b = gd_logistic(A, y, [1.0, 100.0], 200, progress=True)
+    assert torch.equal(a["theta"], b["theta"]) and torch.equal(a["iters_to_separate"], b["iters_to_separate"])
+
+
+def test_plot_trajectory_returns_a_figure_separable_and_not():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from paperzoo.analysis.large_step_gd import plot_trajectory
+
+    for noise in (0.0, 0.1):
+        A, y = gaussian_margin_data(40, 3, 0.1, label_noise=noise, seed=2)
+        fig = plot_trajectory(A, y, (1.0, 100.0), max_iter=50)
+        assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 3
+        plt.close(fig)

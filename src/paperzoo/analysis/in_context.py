@@ -32,6 +32,10 @@ The tools:
 * Predictors on a prompt: :func:`one_step_gd_predict`, :func:`ridge_posterior_mean_predict`
   (the Bayes-optimal baseline for the linear-Gaussian model), :func:`least_squares_predict`;
   and :func:`compare_lsa_to_gd`, the diagnostics of a trained LSA against the GD optimum.
+* On a user's model and prompts: :func:`fit_effective_gamma` reads ``Gamma_eff`` off any
+  ``nn.Module`` mapping prompts to predictions, from an iterable of ``(Z, y_q)`` batches (a torch
+  ``DataLoader``), by least squares on the one-step-GD features ``m x_q^T`` (with a progress bar),
+  and :func:`plot_gamma` draws it against a closed form with the tolerance band.
 
 Shapes: a batch of prompts is ``Z`` (B, n + 1, d + 1), rows are tokens, the query last; ``X``
 (B, n, d), ``y`` (B, n), ``x_q`` (B, d). Closed forms work in the dtype of their inputs (use
@@ -50,6 +54,7 @@ import torch
 from torch import nn
 
 from paperzoo._validation import Interval, Options, check_finite, validate_params
+from paperzoo.engine.progress import progress_bar
 
 __all__ = [
     "LinearRegressionPrompts",
@@ -58,7 +63,10 @@ __all__ = [
     "PromptBatch",
     "best_scalar_gd_step",
     "build_prompt",
+    "GammaFit",
     "compare_lsa_to_gd",
+    "fit_effective_gamma",
+    "plot_gamma",
     "cross_moment",
     "least_squares_predict",
     "monte_carlo_optimal_gamma",
@@ -685,3 +693,110 @@ def compare_lsa_to_gd(
         out["pop_loss_gamma"] = population_loss(gamma, *law)
         out["optimal_loss"] = optimal_loss(*law)
     return out
+
+
+# --------------------------------------------------------------------------- a user's model and prompts
+class GammaFit(NamedTuple):
+    """:func:`fit_effective_gamma`'s answer: ``gamma`` (d, d) float64, the least-squares ``Gamma``
+    of ``y_hat ~ m^T Gamma x_q``; ``residual_fraction``, the share of the model's mean squared
+    output that this one-step-GD form does not explain (0 for an exact GD predictor);
+    ``num_prompts``."""
+
+    gamma: torch.Tensor
+    residual_fraction: float
+    num_prompts: int
+
+
+def _model_prediction(model: nn.Module, Z: torch.Tensor) -> torch.Tensor:
+    out = model.predict(Z) if hasattr(model, "predict") else model(Z)
+    if out.dim() == 3:  # token-level output: the query's last coordinate
+        out = out[:, -1, -1]
+    out = out.reshape(out.shape[0], -1)
+    if out.shape[1] != 1:
+        raise ValueError(f"fit_effective_gamma: the model must give one prediction per prompt, got {tuple(out.shape)}")
+    return out[:, 0]
+
+
+def fit_effective_gamma(
+    model: nn.Module, loader: Any, *, progress: bool = True, max_batches: int | None = None
+) -> GammaFit:
+    """``Gamma_eff`` of any model of prompts, measured from its outputs (no access to its weights).
+
+    For each prompt ``Z`` (B, n + 1, d + 1) of ``loader`` (an iterable of ``Z`` or ``(Z, y_q)``
+    batches, e.g. a torch ``DataLoader`` or :class:`LinearRegressionPrompts` batches), the model's
+    prediction (``model.predict(Z)`` if it has one, else ``model(Z)``: (B,), (B, 1) or the token
+    level (B, n + 1, d + 1), whose query's last coordinate is read) is regressed on the features
+    ``m x_q^T`` (``m = (1/n) sum_i y_i x_i``) by least squares in float64; the normal equations are
+    accumulated batch by batch. For a :class:`LinearSelfAttention` under a prompt law symmetric
+    in ``y`` this recovers :meth:`LinearSelfAttention.effective_gamma` up to Monte-Carlo error;
+    compare it with :func:`optimal_gamma` of the user's prompt law.
+    """
+    validate_params({"max_batches": [_POS_INT, None]}, {"max_batches": max_batches}, owner="fit_effective_gamma")
+    f64 = torch.float64
+    FtF: torch.Tensor | None = None
+    Fty: torch.Tensor | None = None
+    yy, count = 0.0, 0
+    total = max_batches if max_batches is not None else (len(loader) if hasattr(loader, "__len__") else None)
+    with torch.no_grad(), progress_bar(total=total or 0, desc="Gamma_eff", enabled=progress) as bar:
+        for i, batch in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            Z = batch[0] if isinstance(batch, tuple | list) else batch
+            _check_prompt(Z)
+            d = Z.shape[2] - 1
+            y_hat = _model_prediction(model, Z).to(f64)
+            Zd = Z.to(f64)
+            m = cross_moment(Zd[:, :-1, :d], Zd[:, :-1, d])
+            feats = (m[:, :, None] * Zd[:, -1, None, :d]).reshape(Z.shape[0], d * d)
+            if FtF is None:
+                FtF, Fty = feats.new_zeros(d * d, d * d), feats.new_zeros(d * d)
+            elif FtF.shape[0] != d * d:
+                raise ValueError("fit_effective_gamma: every batch must have the same d")
+            FtF += feats.T @ feats
+            Fty += feats.T @ y_hat
+            yy += float((y_hat**2).sum())
+            count += Z.shape[0]
+            bar.update(1)
+    if FtF is None or Fty is None:
+        raise ValueError("fit_effective_gamma: the loader yielded no prompt")
+    coef = torch.linalg.lstsq(FtF, Fty[:, None]).solution[:, 0]
+    explained = float(coef @ Fty)  # ||F coef||^2 at the least-squares solution
+    d = int(round(math.sqrt(coef.shape[0])))
+    resid = max(yy - explained, 0.0) / yy if yy > 0 else 0.0
+    return GammaFit(coef.reshape(d, d), resid, count)
+
+
+def plot_gamma(gamma_eff: torch.Tensor, gamma_star: torch.Tensor, tol: float | None = None, title: str = "") -> Any:
+    """A matplotlib Figure: ``Gamma_eff`` and ``Gamma*`` as heat maps and every entry of one against
+    the other with the line ``y = x``; with ``tol`` (a relative Frobenius tolerance) the band
+    ``y = x +- tol ||Gamma*||_F / d`` (the entrywise size of an error at the tolerance) is shaded."""
+    from paperzoo.engine.plots import subplots
+
+    d = _check_matrix(gamma_star, "gamma_star")
+    _check_matrix(gamma_eff, "gamma_eff", d)
+    eff, star = gamma_eff.detach().to(torch.float64).numpy(), gamma_star.detach().to(torch.float64).numpy()
+    err = float(((eff - star) ** 2).sum() ** 0.5 / max((star**2).sum() ** 0.5, 1e-300))
+    fig, axes = subplots(3, width=3.8, height=3.5)
+    vmax = float(max(abs(eff).max(), abs(star).max()))
+    for ax, M, name in ((axes[0], eff, "Gamma_eff (measured)"), (axes[1], star, "Gamma* (closed form)")):
+        im = ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_title(name, fontsize=10)
+    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.8)
+    ax = axes[2]
+    lo, hi = float(min(eff.min(), star.min())), float(max(eff.max(), star.max()))
+    pad = 0.05 * (hi - lo + 1e-12)
+    xs = [lo - pad, hi + pad]
+    ax.plot(xs, xs, color="grey", ls="--", lw=1, label="y = x (prediction)")
+    if tol is not None:
+        band = tol * float((star**2).sum() ** 0.5) / d
+        ax.fill_between(
+            xs, [x - band for x in xs], [x + band for x in xs], color="grey", alpha=0.2, label=f"tol {tol:g}"
+        )
+    ax.scatter(star.ravel(), eff.ravel(), s=14)
+    ax.set_xlabel("Gamma* entry")
+    ax.set_ylabel("Gamma_eff entry")
+    ax.set_title(f"relative error {err:.3g}" + (f" (tol {tol:g})" if tol is not None else ""), fontsize=10)
+    ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

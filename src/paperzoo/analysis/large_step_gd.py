@@ -26,6 +26,10 @@ Large Step Sizes" (arXiv:2412.08424, 2024). On linearly separable data ``{(a_i, 
   gradient norm grow with ``gamma`` while separation gets faster), :func:`worst_case_dataset`
   (Theorem 5.1: the Batch Perceptron needs Omega(n) steps), real binary subsets
   (:func:`binary_subset`) and separable / label-noise Gaussian data (:func:`gaussian_margin_data`);
+* on a user's data: :func:`data_from_loader` gathers ``(A, y)`` from any iterable of ``(x, y)``
+  batches (a torch ``DataLoader``), :func:`gd_logistic` shows a progress bar with
+  ``progress=True``, and :func:`plot_trajectory` draws loss / normalised margin / direction to the
+  max-margin direction against the Batch Perceptron's;
 * trajectory tools: the loss, gradient norm, accuracy, normalised margin, direction and
   ``beta_t`` along the run (``record=``), :func:`pre_separation_stats` (loss oscillation and the
   largest loss and gradient norm before separation), :func:`logistic_smoothness` (the classical
@@ -50,12 +54,14 @@ import torch
 import torch.nn.functional as F
 
 from paperzoo._validation import Constraint, Interval, Options, check_finite, validate_params
+from paperzoo.engine.progress import progress_bar
 
 __all__ = [
     "HardMargin",
     "RECORDABLE",
     "batch_perceptron",
     "binary_subset",
+    "data_from_loader",
     "gaussian_margin_data",
     "gd_logistic",
     "hard_margin",
@@ -65,6 +71,7 @@ __all__ = [
     "normalized_step_factor",
     "perceptron",
     "perceptron_loss",
+    "plot_trajectory",
     "pre_separation_stats",
     "reduction_gap",
     "separation_bounds",
@@ -247,6 +254,7 @@ def gd_logistic(
     stop_at_separation: bool = True,
     record: Sequence[str] = ("loss", "grad_norm", "accuracy", "min_margin"),
     reference: Any = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run LR+GD (or Normalized LR+GD) from ``theta0`` (default 0) for every step size at once.
 
@@ -270,6 +278,8 @@ def gd_logistic(
             ``"direction"`` (cosine between ``theta`` and ``reference``), ``"beta"``
             (``n / sum_i sigma_i``), ``"theta"``.
         reference: (d,) direction for ``"direction"``, e.g. :func:`hard_margin`'s.
+        progress: show a progress bar over the ``max_iter`` steps (it stops early when every
+            trajectory has separated).
 
     Returns:
         A dict; with ``L`` the leading shape, ``(B, G)`` with the axes of a single data set or a
@@ -319,7 +329,11 @@ def gd_logistic(
     hist = _History()
     want = set(record)
     t = 0
+    bar_cm = progress_bar(total=max_iter, desc="LR+GD", enabled=progress)
+    bar = bar_cm.__enter__()
     for t in range(max_iter + 1):
+        if t:
+            bar.update(1)
         M = torch.bmm(theta, Zt)  # (B, G, n): margins z_i^T theta_t
         need_s = "grad_norm" in want or "beta" in want or (not normalized and t < max_iter)
         s = torch.sigmoid(-M) if need_s else None
@@ -340,6 +354,7 @@ def gd_logistic(
             assert s is not None
             update = (gam / n) * torch.bmm(s, Z)
         theta = theta + (active * update if stop_at_separation else update)
+    bar_cm.__exit__(None, None, None)
     out: dict[str, Any] = {"theta": theta, "iters_to_separate": iters, "separated": iters >= 0, "steps": steps}
     records = hist.finish(t + 1)
     if "theta" in records:
@@ -779,3 +794,85 @@ def gaussian_margin_data(
     if flips:
         y[rng.choice(n, size=flips, replace=False)] *= -1
     return torch.from_numpy(a), torch.from_numpy(y.astype(np.int64))
+
+
+# --------------------------------------------------------------------------- a user's data, plots
+def data_from_loader(loader: Any, positive: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather a binary problem from an iterable of ``(x, y)`` batches (e.g. a torch ``DataLoader``).
+
+    ``x`` is flattened to ``(batch, d)``. Labels already in {-1, +1} are kept; labels in {0, 1}
+    map to {-1, +1}; with ``positive`` given, ``y == positive -> +1`` and every other label -1.
+
+    Returns:
+        ``(A, y)``: (n, d) float64 and (n,) int64 in {-1, +1}, ready for :func:`gd_logistic`.
+    """
+    xs, ys = [], []
+    for batch in loader:
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            raise ValueError("data_from_loader: the loader must yield (x, y) pairs")
+        x, y = (torch.as_tensor(v) for v in batch)
+        if x.dim() < 1 or y.reshape(-1).shape[0] != x.shape[0]:
+            raise ValueError(f"data_from_loader: x {tuple(x.shape)} and y {tuple(y.shape)} must have one label per row")
+        xs.append(x.reshape(x.shape[0], -1).to(torch.float64))
+        ys.append(y.reshape(-1))
+    if not xs:
+        raise ValueError("data_from_loader: the loader yielded no batch")
+    A, lab = torch.cat(xs), torch.cat(ys)
+    check_finite(A, "x")
+    if positive is not None:
+        y = torch.where(lab == positive, 1, -1)
+    else:
+        values = set(torch.unique(lab).tolist())
+        if values <= {-1, 1}:
+            y = lab.to(torch.int64)
+        elif values <= {0, 1}:
+            y = 2 * lab.to(torch.int64) - 1
+        else:
+            raise ValueError(f"data_from_loader: labels {sorted(values)[:5]} are not binary; pass positive=")
+    return A, y.to(torch.int64)
+
+
+def plot_trajectory(A: Any, y: Any, steps: Sequence[float] = (1.0, 100.0), max_iter: int = 1000,
+                    *, normalized: bool = False, progress: bool = False) -> Any:  # fmt: skip
+    """A matplotlib Figure of LR+GD on ``(A, y)`` at each step size against the perceptron limit:
+    the logistic loss, the normalised margin ``min_i z_i^T theta / ||theta||`` and the cosine to the
+    max-margin direction (:func:`hard_margin`) per iteration, the (Normalized) Batch Perceptron's
+    margin and cosine dashed. Runs until separation (or ``max_iter``); on non-separable data the
+    cosine is to the SVM's best direction (a reference only).
+    """
+    from paperzoo.engine.plots import subplots
+
+    Z = signed_data(A, y)
+    if Z.dim() != 2:
+        raise ValueError("plot_trajectory: one data set (n, d)")
+    ones = torch.ones(Z.shape[0], dtype=torch.int64)
+    hm = hard_margin(Z, ones)
+    ref = hm.direction if float(hm.direction.norm()) > 0 else Z.mean(0)
+    out = gd_logistic(Z, ones, list(steps), max_iter, normalized=normalized, record=("loss", "min_margin", "direction"),
+                      reference=ref, progress=progress)  # fmt: skip
+    bp = batch_perceptron(Z, ones, max_iter, "S" if normalized else "n", record_theta=True)
+    th = bp["theta_history"]
+    norm = torch.linalg.vector_norm(th, dim=-1).clamp_min(1e-300)
+    bp_margin = torch.where(norm > 1e-300, (th @ Z.T).amin(-1) / norm, 0.0)
+    bp_dir = (th @ (ref / ref.norm())) / norm
+    fig, axes = subplots(3, width=4.2, height=3.6)
+    t_bp = np.arange(th.shape[0]) + 1
+    for i, g in enumerate(steps):
+        t = np.arange(out["loss"].shape[-1]) + 1
+        axes[0].plot(t, out["loss"][i].numpy(), lw=1, label=f"γ={g:g}")
+        axes[1].plot(t, out["min_margin"][i].numpy(), lw=1, label=f"γ={g:g}")
+        axes[2].plot(t, out["direction"][i].numpy(), lw=1, label=f"γ={g:g}")
+    name = "Normalized Batch Perceptron" if normalized else "Batch Perceptron"
+    axes[1].plot(t_bp[1:], bp_margin[1:].numpy(), "k--", lw=1, label=name)
+    axes[2].plot(t_bp[1:], bp_dir[1:].numpy(), "k--", lw=1, label=name)
+    if hm.margin > 0:
+        axes[1].axhline(hm.margin, color="grey", ls=":", lw=1, label="max margin")
+    for ax, lab in zip(axes, ("logistic loss", "normalised margin", "cos(θ, max-margin direction)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("iteration t + 1")
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.suptitle(("Normalized " if normalized else "") + "LR+GD vs its perceptron limit")
+    fig.tight_layout()
+    return fig

@@ -408,7 +408,7 @@ def make_figure(result: Result) -> Any:
     """Test MSE relative to the one-step-GD optimum, learned vs optimal Gamma entries, and the
     training curves relative to the optimal loss."""
     table, extra = result.table, result.extra
-    fig, axes = subplots(3, width=5.5, width_ratios=[1.4, 1.0, 1.0])
+    fig, axes = subplots(4, width=5.5, width_ratios=[1.4, 1.0, 1.0, 1.0])
     shown = [m for m in table.methods if m != ZERO]
     ratio = Table(table.metrics, shown)
     for i, seed in enumerate(table.seeds(GD_OPT)):
@@ -446,4 +446,22 @@ def make_figure(result: Result) -> Any:
     axes[2].set_ylabel("training MSE / optimal population loss")
     axes[2].set_title("training curves")
     axes[2].legend(fontsize=8)
+    # prediction vs measurement per seed, with the claims' tolerance: the relative error of Gamma_eff
+    # for the paper's cases and for Sigma-only (w ~ N(0, I), outside the paper; no claim)
+    ax = axes[3]
+    for i, c in enumerate(CASES):
+        per = extra["cases"][c.key]["per_seed"]
+        errs = [s["gamma_rel_error"] for s in per.values()]
+        outside = c.key == "sigma_only"
+        ax.scatter([i] * len(errs), errs, s=18, marker="s" if outside else "o", color="C3" if outside else "C0",
+                   label="outside the paper (no claim)" if outside else None)  # fmt: skip
+        if c.nonlinear:
+            gaps = [s["isotropy_gap"] for s in per.values()]
+            ax.scatter([i + 0.15] * len(gaps), gaps, s=18, marker="^", color="C2", label="tanh: isotropy gap")
+    ax.axhline(GAMMA_TOL, color="red", ls="--", lw=1, label=f"tolerance {GAMMA_TOL:g} (= ISO_TOL)")
+    ax.set_xticks(range(len(CASES)), [c.key for c in CASES])
+    ax.set_yscale("log")
+    ax.set_ylabel("||Gamma_eff - Gamma*||_F / ||Gamma*||_F per seed")
+    ax.set_title("measured vs predicted Gamma (prediction: 0)")
+    ax.legend(fontsize=7)
     return finish(fig, result, "one-layer LSA vs one step of GD")
