@@ -445,3 +445,51 @@ def test_bad_inputs_raise_clear_errors() -> None:
         kernel_pair(x, x, "3d_opt", 2, "gp")
     with pytest.raises(ValueError, match="zero rows"):
         to_sphere(torch.zeros(2, 3))
+
+
+# --------------------------------------------------------------------------- a user's own model
+def _last_layer_trained(width: int, seed: int = 0):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.wide_deep_kernels import DeepFCNet, dirichlet_sphere_data
+
+    x, y, _ = dirichlet_sphere_data(60, (0.5, 0.5, 2.5), (2.5, 0.1, 0.5), 0.4, seed)
+    xt, yt, _ = dirichlet_sphere_data(200, (0.5, 0.5, 2.5), (2.5, 0.1, 0.5), 0.4, seed + 1)
+    net = DeepFCNet(3, width, 2, "sine_2.676", generator=torch.Generator().manual_seed(seed)).double()
+    with torch.no_grad():
+        a = net.hidden(torch.from_numpy(x))[-1]
+        net.weights[-1].copy_((torch.linalg.pinv(a) @ torch.from_numpy(y)[:, None]).T)
+    train = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=16)
+    test = DataLoader(TensorDataset(torch.from_numpy(xt), torch.from_numpy(yt)), batch_size=50)
+    return net, train, test
+
+
+def test_limit_agreement_user_model_wide_network_matches_the_limit():
+    from paperzoo.analysis.wide_deep_kernels import limit_agreement, plot_limit_agreement
+
+    wide, train, test = _last_layer_trained(4096)
+    narrow, _, _ = _last_layer_trained(8)
+    res_w = limit_agreement(wide, train, test, "sine_2.676", 2, progress=False)
+    res_n = limit_agreement(narrow, train, test, "sine_2.676", 2, progress=False)
+    assert res_w.agree_limit > 0.95 and res_w.agree_limit > res_n.agree_limit
+    assert res_w.rule.startswith("singular") and 0.0 <= res_w.agree_rule <= 1.0
+    assert res_w.model_pred.shape == (200,) and set(np.unique(res_w.model_pred)) <= {-1.0, 1.0}
+    fig = plot_limit_agreement({"width 4096": res_w, "width 8": res_n})
+    assert len(fig.axes) == 1
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_limit_agreement_bad_input():
+    from paperzoo.analysis.wide_deep_kernels import limit_agreement, plot_limit_agreement
+
+    net, train, test = _last_layer_trained(16)
+    with pytest.raises(ValueError):
+        limit_agreement(net, [], test, "sine_2.676", 2, progress=False)
+    with pytest.raises(TypeError):
+        limit_agreement(lambda x: x, train, test, "sine_2.676", 2, progress=False)
+    with pytest.raises(ValueError):
+        limit_agreement(net, train, test, "sine_2.676", 2, kernel="rbf", progress=False)
+    with pytest.raises(ValueError):
+        plot_limit_agreement({})

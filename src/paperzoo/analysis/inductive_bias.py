@@ -33,7 +33,10 @@ What is here:
 * the neural sampler :class:`NeuralHypothesisSampler` (the official MLP, Adam, MSE on one-hot
   targets), which trains all trials at once as one :class:`MLPEnsemble` (batched matrix products,
   each member with its own initialisation and data order) through :func:`paperzoo.engine.fit`,
-  and trains them one by one as the reference.
+  and trains them one by one as the reference;
+* a user's own hypothesis class: :func:`estimate_inductive_bias` (a factory of ``nn.Module`` s and data
+  loaders, a progress bar over trials) and :func:`plot_error_distribution` (the errors, the fitted ncx2
+  and the target error).
 
 Units: the paper speaks of an amount of information; the official code returns natural
 logarithms. Every function takes ``units="bits"`` (the default) or ``"nats"``; bits = nats / ln 2.
@@ -58,13 +61,16 @@ __all__ = [
     "GeneralizedChi2",
     "InductiveBiasEstimate",
     "MLPEnsemble",
+    "ModelClassBias",
     "Ncx2Fit",
     "NeuralHypothesisSampler",
     "encoded_bias",
+    "estimate_inductive_bias",
     "exact_inductive_bias_gp",
     "fit_ncx2",
     "inductive_bias_curve",
     "inductive_bias_from_errors",
+    "plot_error_distribution",
     "rbf_kernel",
     "reference_sample_errors",
     "sankaran_z",
@@ -1081,3 +1087,118 @@ class NeuralHypothesisSampler:
             with torch.no_grad():
                 errors.append(self._test_error(net(xt)[None], yt)[0])
         return torch.stack(errors).to(F64)
+
+
+# --------------------------------------------------------------------------- a user's own model class
+class ModelClassBias(NamedTuple):
+    """What :func:`estimate_inductive_bias` returns: the estimate (:class:`InductiveBiasEstimate`)
+    and the (num_trials,) float64 test errors it was fitted to."""
+
+    estimate: InductiveBiasEstimate
+    errors: np.ndarray
+
+
+def _batch_targets(y: Tensor, out: Tensor) -> Tensor:
+    """Targets shaped like the model output: integer labels become one-hot for several outputs."""
+    if not y.is_floating_point() and out.dim() == 2 and out.shape[1] > 1:
+        return torch.nn.functional.one_hot(y.long().reshape(-1), out.shape[1]).to(out.dtype)
+    return y.to(out.dtype).reshape(out.shape)
+
+
+def estimate_inductive_bias(
+    model_fn: Callable[[], nn.Module],
+    train_loader: Any,
+    test_loader: Any,
+    target_error: Any,
+    num_trials: int = 20,
+    *,
+    epochs: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+    units: str = "bits",
+    fit: str = "ncx2_mle",
+    fallback: str = "log_ndtr",
+    device: str = "cpu",
+    progress: bool = True,
+) -> ModelClassBias:
+    """The paper's estimator on a user's own hypothesis class: the inductive bias (in ``units``) needed
+    to reach test MSE ``target_error`` with the networks ``model_fn()`` builds, trained on ``train_loader``.
+
+    Each of ``num_trials`` trials seeds everything from ``(seed, trial)`` (initialisation and the
+    loader's shuffling), builds ``model_fn()``, trains it ``epochs`` epochs with Adam (``lr``) on the
+    squared error against the targets (integer labels become one-hot when the model has several
+    outputs), and records its test error: the mean over test points and outputs of the squared error
+    on ``test_loader``. A scaled ncx2 is fitted to the errors and read at ``target_error``
+    (:func:`inductive_bias_from_errors`). A progress bar runs over the trials.
+
+    Args:
+        model_fn: a factory of fresh ``nn.Module`` s (the hypothesis class).
+        train_loader, test_loader: iterables of ``(x, y)`` batches (e.g. torch DataLoaders).
+        target_error: eps, a number or an array (> 0).
+        num_trials: sampled hypotheses (>= 3; the paper uses tens for networks).
+    """
+    from paperzoo.engine import TrainConfig, seed_everything
+    from paperzoo.engine import fit as train
+    from paperzoo.engine.progress import progress as bar
+
+    _check("estimate_inductive_bias", num_trials=num_trials, epochs=epochs, lr=lr, seed=seed, units=units, fit=fit,
+           fallback=fallback)  # fmt: skip
+    if num_trials < 3:
+        raise ValueError(f"estimate_inductive_bias: needs num_trials >= 3 to fit a distribution, got {num_trials}")
+    _targets(target_error, "estimate_inductive_bias")
+    dev = torch.device(device)
+
+    def loss(net: nn.Module, batch: Any) -> Tensor:
+        x, y = batch[0].to(dev), batch[1].to(dev)
+        out = net(x)
+        return ((out - _batch_targets(y, out)) ** 2).mean()
+
+    errors = []
+    for s in bar(NeuralHypothesisSampler.trial_seeds(num_trials, seed), desc="trials", total=num_trials,
+                 enabled=progress):  # fmt: skip
+        seed_everything(s)
+        net = model_fn()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"estimate_inductive_bias: model_fn must return an nn.Module, got {type(net).__name__}")
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        train(net, None, train_loader, opt, TrainConfig(epochs=epochs, seed=s, progress=False, device=device),
+              compute_loss=loss)  # fmt: skip
+        total, count = 0.0, 0
+        net.eval()
+        with torch.no_grad():
+            for batch in test_loader:
+                out = net(batch[0].to(dev))
+                sq = (out - _batch_targets(batch[1].to(dev), out)) ** 2
+                total, count = total + float(sq.double().sum()), count + sq.numel()
+        if count == 0:
+            raise ValueError("estimate_inductive_bias: test_loader is empty")
+        errors.append(total / count)
+    err = np.asarray(errors, dtype=np.float64)
+    est = inductive_bias_from_errors(err, target_error, units=units, fit=fit, fallback=fallback)
+    return ModelClassBias(est, err)
+
+
+def plot_error_distribution(errors: Any, target_error: float, fit: Ncx2Fit | None = None, units: str = "bits") -> Any:
+    """The sampled test errors (histogram, density), the fitted scaled ncx2 density (``fit``, else our
+    MLE fit), and the target error with the inductive bias it implies. Returns the matplotlib Figure."""
+    from scipy import stats
+
+    from paperzoo.engine.plots import subplots
+
+    _check("plot_error_distribution", units=units)
+    x = _errors_array(errors, "plot_error_distribution")
+    eps, _ = _targets(target_error, "plot_error_distribution")
+    res = fit if fit is not None else fit_ncx2(x)
+    nats, _ = _ncx2_nats(res.df, res.nc, res.scale, eps[:1], "log_ndtr")
+    fig, (ax,) = subplots(1, width=5.0, height=3.8)
+    ax.hist(x, bins=max(5, min(40, x.size // 3)), density=True, alpha=0.5, label=f"{x.size} sampled errors")
+    grid = np.linspace(min(eps[0], x.min()) * 0.5, x.max() * 1.2, 400)
+    pdf = stats.ncx2.pdf(grid, res.df, res.nc, 0.0, res.scale)
+    ax.plot(grid, pdf, "k-", label=f"fitted ncx2 (df={res.df:.3g}, nc={res.nc:.3g}, scale={res.scale:.3g})")
+    value = float(nats[0]) / UNITS[units]
+    ax.axvline(eps[0], color="C3", ls="--", label=f"target eps={eps[0]:.3g}: I = {value:.3g} {units}")
+    ax.set_xlabel("test error (MSE)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -43,7 +43,9 @@ What is here:
 * data: :func:`dirichlet_sphere_data`, :func:`dirichlet_bayes_classifier`, :func:`agreement`;
 * finite-width networks measured against the limits: the activations :class:`HermiteActivation`,
   :class:`SineActivation`, :class:`ErfActivation`, :class:`NormalizedReLU`, the network
-  :class:`DeepFCNet` and its empirical kernels :func:`empirical_nngp` / :func:`empirical_ntk`.
+  :class:`DeepFCNet` and its empirical kernels :func:`empirical_nngp` / :func:`empirical_ntk`;
+* a user's own trained network against the limits: :func:`limit_agreement` (any ``nn.Module`` and
+  data loaders, with progress bars) and :func:`plot_limit_agreement`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "ErfDual",
     "FunctionDual",
     "HermiteActivation",
+    "LimitAgreement",
     "NormalizedReLU",
     "PolynomialDual",
     "Regime",
@@ -86,12 +89,14 @@ __all__ = [
     "hilbert_estimate",
     "kernel_interpolation_classifier",
     "kernel_pair",
+    "limit_agreement",
     "koenigs_function",
     "majority_vote",
     "nngp_kernel",
     "ntk_kernel",
     "one_nn",
     "optimal_activation",
+    "plot_limit_agreement",
     "reference_nngp_kernel",
     "reference_ntk_kernel",
     "regime",
@@ -1281,3 +1286,133 @@ def empirical_ntk(net: DeepFCNet, X1: Any, X2: Any = None) -> Tensor:
     for a1, a2, e1, e2 in zip(acts1, acts2, d1, d2):
         out += ((e1 @ e2.T) * (a1 @ a2.T)).to(F64)
     return out
+
+
+# =========================================================================== a user's own model
+class LimitAgreement(NamedTuple):
+    """What :func:`limit_agreement` measures on a test set: the agreement of the model's labels with
+    the infinite-width classifier of the same depth (``agree_limit``) and with the infinite-depth
+    rule of the activation (``agree_rule``; NaN for the identity dual, which has no rule), the
+    rule's name, and the three label vectors."""
+
+    agree_limit: float
+    agree_rule: float
+    rule: str
+    model_pred: np.ndarray
+    limit_pred: np.ndarray
+    rule_pred: np.ndarray | None
+
+
+def _collect(loader: Any, name: str, progress: bool) -> tuple[Tensor, np.ndarray]:
+    """Concatenate the (x, y) batches of ``loader``: inputs flattened to (N, D) float64, labels (N,)."""
+    from paperzoo.engine.progress import progress as bar
+
+    xs, ys = [], []
+    for batch in bar(loader, desc=f"reading {name}", enabled=progress):
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(f"{name} must yield (x, y) batches")
+        x, y = batch[0], batch[1]
+        xs.append(torch.as_tensor(x).reshape(len(x), -1).to(F64))
+        ys.append(_np(y).reshape(len(x), -1))
+    if not xs:
+        raise ValueError(f"{name} is empty")
+    y_all = np.concatenate(ys)
+    return torch.cat(xs), (y_all[:, 0] if y_all.shape[1] == 1 else y_all.argmax(axis=1))
+
+
+def _rule_pred(dual: DualActivation, x: Tensor, y: np.ndarray, xt: Tensor) -> tuple[str, np.ndarray | None]:
+    reg = regime(dual)
+    if reg.kind == "majority":
+        return "majority vote", majority_vote(y, xt)
+    if reg.kind == "1nn":
+        return "1-NN", one_nn(x, y, xt)
+    if reg.kind == "singular":
+        return f"singular kernel rule (alpha={reg.alpha:.3g})", singular_kernel_classifier(x, y, xt, dual)
+    return "none (identity dual)", None
+
+
+def limit_agreement(
+    model: nn.Module,
+    train_loader: Any,
+    test_loader: Any,
+    activation: str | DualActivation,
+    depth: int,
+    kernel: str = "nngp",
+    *,
+    progress: bool = True,
+) -> LimitAgreement:
+    """Measure how close a user's trained finite-width network is to the paper's limits on their data.
+
+    The paper's theorems say a bias-free fully connected network of depth ``depth`` with this
+    activation, infinitely wide and trained to interpolation, is ridgeless kernel regression with the
+    NNGP (last layer trained) or NTK (all layers trained) kernel, and that as the depth grows that
+    classifier becomes the activation's limit rule (majority vote, 1-NN or the singular kernel rule).
+    This reads the training and test batches of the two loaders (inputs flattened and projected to
+    the unit sphere, as the theory assumes), labels the test points with ``model`` (a scalar output:
+    its sign, the larger label for >= 0; several outputs: argmax), with the infinite-width classifier
+    and with the limit rule, and returns their agreements (:class:`LimitAgreement`). The model is
+    evaluated on the normalised inputs, as trained in the paper's setting.
+
+    Args:
+        model: the user's trained ``nn.Module``.
+        train_loader, test_loader: iterables of ``(x, y)`` batches (e.g. torch DataLoaders).
+        activation: the model's dual activation (a name of :func:`dual_activation` or a :class:`DualActivation`).
+        depth: the number of hidden layers of the model.
+        kernel: ``"nngp"`` or ``"ntk"``.
+        progress: show bars while reading the loaders and computing the kernels.
+    """
+    from paperzoo.engine.progress import progress_bar
+
+    _check("limit_agreement", depth=depth, kernel=kernel)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"limit_agreement: model must be an nn.Module, got {type(model).__name__}")
+    dual = dual_activation(activation)
+    x, y = _collect(train_loader, "train_loader", progress)
+    xt, _ = _collect(test_loader, "test_loader", progress)
+    if xt.shape[1] != x.shape[1]:
+        raise ValueError(f"train and test inputs differ in dimension: {x.shape[1]} vs {xt.shape[1]}")
+    x, xt = to_sphere(x), to_sphere(xt)
+    with progress_bar(total=3, desc="limit agreement", enabled=progress) as bar:
+        param = next(model.parameters(), None)
+        dtype = param.dtype if param is not None else torch.float32
+        device = param.device if param is not None else torch.device("cpu")
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            scores = _np(model(xt.to(dtype=dtype, device=device))).reshape(xt.shape[0], -1).astype(np.float64)
+        model.train(was_training)
+        classes = np.unique(y)
+        model_pred = _decide(classes, scores)
+        bar.update(1)
+        limit_pred = deep_kernel_classifier(x, y, xt, dual, depth, kernel)
+        bar.update(1)
+        rule, rule_pred = _rule_pred(dual, x, y, xt)
+        bar.update(1)
+    agree_rule = agreement(model_pred, rule_pred) if rule_pred is not None else math.nan
+    return LimitAgreement(agreement(model_pred, limit_pred), agree_rule, rule, model_pred, limit_pred, rule_pred)
+
+
+def plot_limit_agreement(
+    results: dict[str, LimitAgreement] | Sequence[tuple[str, LimitAgreement]], tolerance: float = 0.01
+) -> Any:
+    """Bars of each model's agreement with its infinite-width classifier and with the infinite-depth
+    rule (one group per labelled :class:`LimitAgreement`), the prediction (agreement 1) as a line and
+    ``1 - tolerance`` dashed. Returns the matplotlib Figure."""
+    from paperzoo.engine.plots import subplots
+
+    items = list(results.items()) if isinstance(results, dict) else list(results)
+    if not items:
+        raise ValueError("plot_limit_agreement: no results")
+    fig, (ax,) = subplots(1, width=max(4.0, 1.2 * len(items) + 2.0), height=3.8)
+    xs = np.arange(len(items))
+    ax.bar(xs - 0.2, [r.agree_limit for _, r in items], 0.4, label="vs infinite-width classifier")
+    ax.bar(xs + 0.2, [r.agree_rule for _, r in items], 0.4, label="vs infinite-depth rule")
+    ax.axhline(1.0, color="black", lw=1, label="prediction (infinite width / depth)")
+    ax.axhline(1.0 - tolerance, color="black", ls="--", lw=1, label=f"tolerance {tolerance:g}")
+    ax.set_xticks(xs, [name for name, _ in items], rotation=20, ha="right", fontsize=8)
+    lo = min([r.agree_limit for _, r in items] + [v for v in (r.agree_rule for _, r in items) if v == v])
+    ax.set_ylim(max(0.0, min(lo, 1.0 - tolerance) - 0.05), 1.01)
+    ax.set_ylabel("agreement on the test set")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
