@@ -162,3 +162,73 @@ def test_embed_images_pixels_pca() -> None:
         embed_images(images, encoder="resnet101")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         embed_images(images[:, 0], encoder="pixels-pca")
+
+
+# --------------------------------------------------------------------------- a user's own model and loader
+def _planted(seed: int = 0, sizes: tuple[int, ...] = (120, 60, 30, 15)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), 6)) * 10
+    x = np.concatenate([c + rng.normal(size=(n, 6)) for c, n in zip(centres, sizes)])
+    return x.astype(np.float32), np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_embed_loader_matches_the_model_and_restores_mode() -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.dataset_equity import embed_loader
+
+    x, g = _planted()
+    model = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Dropout(0.5)).train()
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(g)), batch_size=32)
+    feats = embed_loader(model, loader, progress=False)
+    assert model.training  # restored
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(feats, expected, rtol=1e-6, atol=1e-6)  # eval mode: no dropout
+    np.testing.assert_allclose(embed_loader(model, [torch.from_numpy(x)], progress=False), expected, atol=1e-6)
+
+
+def test_estimate_likelihood_recovers_planted_sizes_and_the_formula() -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.dataset_equity import estimate_likelihood
+    from paperzoo.losses import dataset_equity_weight
+
+    sizes = (120, 60, 30, 15)
+    x, g = _planted(1, sizes)
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(g)), batch_size=50)
+    est = SampleLikelihoodEstimator(reducer="none", clusterer="kmeans", n_clusters=4, random_state=0)
+    fitted = estimate_likelihood(torch.nn.Identity(), loader, est, progress=False)
+    predicted = np.asarray(sizes, dtype=float)[g] / max(sizes)
+    np.testing.assert_allclose(fitted.likelihood_, predicted)
+    np.testing.assert_allclose(dataset_equity_weight(fitted.likelihood_), dataset_equity_weight(predicted))
+
+
+def test_loader_tools_reject_bad_input() -> None:
+    import torch
+
+    from paperzoo.analysis.dataset_equity import embed_loader, plot_likelihood
+
+    with pytest.raises(TypeError, match="nn.Module"):
+        embed_loader(lambda t: t, [torch.zeros(2, 3)], progress=False)
+    with pytest.raises(ValueError, match="no batches"):
+        embed_loader(torch.nn.Identity(), [], progress=False)
+    with pytest.raises(ValueError, match="NaN"):
+        embed_loader(torch.nn.Identity(), [torch.full((2, 3), float("nan"))], progress=False)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        plot_likelihood([0.5, 1.5])
+    with pytest.raises(ValueError, match="groups"):
+        plot_likelihood([0.5, 1.0], groups=[0, 1, 1])
+
+
+def test_plot_likelihood_returns_a_figure() -> None:
+    from paperzoo.analysis.dataset_equity import plot_likelihood
+
+    fig = plot_likelihood(likelihood_from_labels([0, 0, 0, 1, 1, 2]), groups=[0, 0, 0, 1, 1, 2], eta=0.5)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[1].lines) == 1  # the w(p) curve
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

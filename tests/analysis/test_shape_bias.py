@@ -348,3 +348,47 @@ def test_vectorised_versions_agree_with_the_naive_references() -> None:
     x = images(20)
     perm = mutual_derangements(20, 16, gen)[0]
     assert np.array_equal(shuffle_tiles(x, perm, 4).numpy(), naive_tile_shuffle(x.numpy(), perm.numpy(), 4))
+
+
+# --------------------------------------------------------------------------- a user's own classifier and loader
+def _bag_classifier() -> nn.Module:
+    return nn.Sequential(local_bag_control(3, channels=16, seed=1), nn.Linear(16, 10))
+
+
+def test_dist_accuracy_loader_local_control_is_chance_and_matches_the_tensor_tool() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from paperzoo.analysis.shape_bias import dist_accuracy_loader, penultimate_features
+
+    x = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(x, torch.zeros(20, dtype=torch.long)), batch_size=8)
+    model = _bag_classifier()
+    res = dist_accuracy_loader(model, loader, seed=3, bootstrap=0, progress=False)
+    assert res.n == 20 and res.accuracy == pytest.approx(1 / 3) and res.margins is not None
+    # the first batch's triplets are make_dist_triplets(first batch, disruptor, seed)
+    trip = make_dist_triplets(x[:8], FramedTileShuffle(), seed=3)
+    ref = dist_accuracy(penultimate_features(model), trip, return_margins=True, bootstrap=0)
+    np.testing.assert_allclose(res.margins[:8], ref.margins, atol=1e-6)
+    # an unframed shuffle leaks seams: the same control is far above chance there
+    res_u = dist_accuracy_loader(model, loader, TileShuffle(4), bootstrap=0, progress=False, max_batches=1)
+    assert res_u.n == 8 and res_u.accuracy > 0.5
+
+
+def test_dist_accuracy_loader_and_plot_reject_bad_input_and_plot() -> None:
+    from paperzoo.analysis.shape_bias import dist_accuracy_loader, plot_dist
+
+    with pytest.raises(TypeError, match="nn.Module"):
+        dist_accuracy_loader(lambda t: t, [torch.rand(2, 1, 8, 8)], progress=False)
+    with pytest.raises(ValueError, match="no batches"):
+        dist_accuracy_loader(_bag_classifier(), [], progress=False)
+    with pytest.raises(ValueError):
+        dist_accuracy_loader(_bag_classifier(), [torch.rand(2, 8, 8)], progress=False)
+    x = torch.rand(4, 1, 28, 28)
+    trip = make_dist_triplets(x, FramedTileShuffle(), seed=0)
+    res = dist_scores(torch.rand(4, 5), torch.rand(4, 5), torch.rand(4, 5), return_margins=True, bootstrap=50)
+    fig = plot_dist(res, trip, n_examples=2)
+    assert len(fig.axes) == 2 * 3 + 1
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(plot_dist(dist_scores(torch.rand(3, 2), torch.rand(3, 2), torch.rand(3, 2), bootstrap=0)))

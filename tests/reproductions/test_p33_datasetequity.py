@@ -73,8 +73,19 @@ def test_likelihood_unit_oracle_and_ranges(pools: p33.Pools) -> None:
 def test_full_run(tmp_path: Path) -> None:
     result = p33.run(smoke=False, seeds=(0, 1, 2), out_dir=tmp_path, progress=False)
     assert result.json_path is not None and result.json_path.parent == tmp_path / "33-datasetequity"
-    assert result.table.methods == list(p33.METHODS) and len(result.claims) == 5
+    assert result.table.methods == list(p33.METHODS) and len(result.claims) == 6
     diag = result.extra["likelihood_diagnostics"]
     assert set(diag) == {"tsne_dbscan", "tsne_dbscan_eps1", "kmeans", "oracle"}
     # the weight with a perfect likelihood gives the rare images (eta + 1) / eta-ish more weight
     assert min(result.table.values(p33.DE_ORACLE, p33.RATIO)) > 1.5
+
+
+def test_planted_groups_prediction_and_measurement() -> None:
+    pred = p33.planted_prediction()
+    sizes = np.asarray(p33.PLANTED_SIZES, dtype=float)
+    np.testing.assert_allclose(pred, (1 + (1 - sizes / sizes.max()) ** p33.GAMMA) / 2)
+    x, g = p33.planted_groups(0, p33.PLANTED_SEPARATION["separated (covered)"])
+    assert x.shape == (sizes.sum(), p33.PLANTED_DIM)
+    assert np.bincount(g).tolist() == list(p33.PLANTED_SIZES)
+    covered = p33.planted_unit((0, "separated (covered)"))
+    assert np.abs(np.asarray(covered["k-means"]) - pred).max() < p33.PLANTED_TOL

@@ -67,7 +67,14 @@ def test_small_cnn_features_are_its_penultimate_layer() -> None:
 def test_full_run(tmp_path: Path) -> None:
     result = p41.run(smoke=False, seeds=(0, 1, 2), out_dir=tmp_path, progress=False)
     assert result.json_path is not None and result.json_path.parent == tmp_path / "41-global-shape-bias"
-    assert len(result.claims) == 8
+    assert len(result.claims) == 9
     # the instrument: the 3x3 local control is exactly at chance, raw pixels near it
     assert max(result.extra["control_3x3_deviation_from_chance"]) < 1e-9
     assert abs(result.table.mean(p41.PIXELS, p41.T4) - 1 / 3) < 0.05
+
+
+def test_chance_cases_cover_only_the_framed_3x3_control() -> None:
+    covered = [(m, t) for m, t, cov in p41.CHANCE_CASES if cov]
+    assert covered == [(p41.BAG3, p41.T4), (p41.BAG3, p41.T7)]
+    assert all(isinstance(p41.DIST_SETS[t], p41.FramedTileShuffle) and p41.DIST_SETS[t].frame >= 1 for _, t in covered)
+    assert 0 < p41.CHANCE_TOL < 1 / 3

@@ -14,7 +14,10 @@ its deep perceptual embedding; the official analysis notebooks do it in four ste
 :class:`SampleLikelihoodEstimator` runs steps 2-4 with scikit-learn (t-SNE / PCA / none, then
 DBSCAN / k-means / HDBSCAN), :func:`likelihood_from_labels` is step 4 alone, and
 :func:`embed_images` is step 1 with an encoder that works offline (ImageNet EfficientNet-Lite0,
-1280-d, or PCA of the pixels). :func:`paperzoo.losses.dataset_equity_weight` turns ``p`` into the
+1280-d, or PCA of the pixels). On a user's own feature extractor and data: :func:`embed_loader`
+(any ``nn.Module`` over a data loader of ``(x, y)`` batches, with a progress bar),
+:func:`estimate_likelihood` (steps 1-4 on a loader) and :func:`plot_likelihood` (the
+distribution of ``p`` and of the weight ``w(p)``). :func:`paperzoo.losses.dataset_equity_weight` turns ``p`` into the
 loss weight and :class:`paperzoo.losses.DatasetEquityLoss` applies it.
 
 Two options are not in the paper: ``eps="auto"`` (DBSCAN's radius from the data, for sets whose
@@ -40,7 +43,10 @@ __all__ = [
     "auto_eps",
     "cluster_sizes",
     "embed_images",
+    "embed_loader",
+    "estimate_likelihood",
     "likelihood_from_labels",
+    "plot_likelihood",
 ]
 
 NOISE_RULES = ("as_cluster", "singleton")
@@ -290,3 +296,93 @@ def embed_images(
     flat = check_array(arr.reshape(arr.shape[0], -1), ensure_min_samples=2)
     k = min(int(n_components), *flat.shape)
     return PCA(n_components=k, random_state=random_state).fit_transform(flat)
+
+
+# --------------------------------------------------------------------------- a user's own model and data
+def embed_loader(model: Any, loader: Any, device: Any = None, progress: bool = True) -> np.ndarray:
+    """Step 1 with a user's own feature extractor: ``model(x)`` flattened to (N, D) float64 for
+    every batch of ``loader`` (an iterable of ``(x, y)`` batches or bare tensors, e.g. a torch
+    ``DataLoader``; ``y`` is ignored), in eval mode under ``torch.no_grad``, with a progress bar
+    (``progress=False``: none). The model's training flag is restored afterwards."""
+    import torch
+
+    from paperzoo.engine.progress import progress as bar
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    total = len(loader) if hasattr(loader, "__len__") else None
+    was_training = model.training
+    model.eval()
+    parts: list[np.ndarray] = []
+    try:
+        with torch.no_grad():
+            for batch in bar(loader, desc="embed", total=total, enabled=progress):
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                x = torch.as_tensor(x)
+                if device is not None:
+                    x = x.to(device)
+                f = model(x)
+                parts.append(f.detach().reshape(f.shape[0], -1).double().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not parts:
+        raise ValueError("loader yielded no batches")
+    out = np.concatenate(parts)
+    if not np.isfinite(out).all():
+        raise ValueError("the model's features contain NaN or inf")
+    return out
+
+
+def estimate_likelihood(
+    model: Any,
+    loader: Any,
+    estimator: SampleLikelihoodEstimator | None = None,
+    device: Any = None,
+    progress: bool = True,
+) -> SampleLikelihoodEstimator:
+    """Steps 1-4 on a user's own feature extractor and data: :func:`embed_loader`, then
+    ``estimator.fit`` (default: the paper's :class:`SampleLikelihoodEstimator`); returns the
+    fitted estimator (``.likelihood_`` in the loader's order, which must not shuffle)."""
+    feats = embed_loader(model, loader, device=device, progress=progress)
+    est = SampleLikelihoodEstimator() if estimator is None else estimator
+    return est.fit(feats)
+
+
+def plot_likelihood(
+    likelihood: Any, eta: float = 1.0, gamma: float = 5.0, groups: Any = None, bins: int = 30, title: str = ""
+) -> Any:
+    """Two panels: the histogram of the sample likelihoods ``p`` and the DatasetEquity weight
+    ``w(p) = (eta + (1 - p)**gamma) / (eta + 1)`` (the curve) with each sample's weight on it;
+    ``groups`` (N,) optional labels colour the samples (e.g. a known rare group). Returns the
+    matplotlib Figure."""
+    from paperzoo.engine.plots import subplots
+    from paperzoo.losses.dataset_equity import dataset_equity_weight
+
+    p = check_array(np.asarray(likelihood, dtype=np.float64).reshape(-1, 1), ensure_min_samples=1)[:, 0]
+    if ((p <= 0) | (p > 1)).any():
+        raise ValueError("likelihood must lie in (0, 1]")
+    g = np.zeros(p.size, dtype=np.int64) if groups is None else np.asarray(groups)
+    if g.shape != p.shape:
+        raise ValueError(f"groups must have shape {p.shape}, got {g.shape}")
+    w = np.asarray(dataset_equity_weight(p, eta, gamma))
+    fig, (ax0, ax1) = subplots(2, width=4.2, height=3.4)
+    values = np.unique(g)
+    for i, v in enumerate(values):
+        sel = g == v
+        label = None if groups is None else f"group {v} (n={int(sel.sum())})"
+        ax0.hist(p[sel], bins=bins, range=(0, 1), alpha=0.6, color=f"C{i}", label=label)
+        ax1.scatter(p[sel], w[sel], s=10, color=f"C{i}", label=label, zorder=3)
+    grid = np.linspace(1e-3, 1, 200)
+    ax1.plot(grid, dataset_equity_weight(grid, eta, gamma), color="k", lw=1, label="w(p)")
+    ax0.set_xlabel("sample likelihood p")
+    ax0.set_ylabel("samples")
+    ax1.set_xlabel("sample likelihood p")
+    ax1.set_ylabel(f"weight w(p) (eta={eta:g}, gamma={gamma:g})")
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    if groups is not None:
+        ax0.legend(fontsize=7)
+    fig.suptitle(title or "DatasetEquity: likelihood and weight per sample")
+    fig.tight_layout()
+    return fig

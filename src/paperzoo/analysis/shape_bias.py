@@ -26,7 +26,10 @@ texture-synthesis program whose settings are not given in the abstract; this mod
 * :func:`odd_one_out`, :func:`dist_scores` and :func:`dist_accuracy`: the odd-one-out rule with
   fractional credit for ties, the DiST accuracy with a bootstrap interval over triplets and the
   continuous margin ``s(d1, d2) - max(s(x, d1), s(x, d2))``; usable on any image classifier
-  through a feature function (:func:`penultimate_features` for any ``nn.Module`` classifier).
+  through a feature function (:func:`penultimate_features` for any ``nn.Module`` classifier);
+  :func:`dist_accuracy_loader` measures a user's own classifier on a user's image data loader
+  (with a progress bar) and :func:`plot_dist` shows example triplets with their scores and the
+  distribution of the margins.
 * :class:`DiSTinguishLoss` and :class:`DiSTinguishObjective`: the auxiliary objective
   (``binary``: original vs disrupted from the penultimate features; ``odd_one_out``: the DiST
   criterion itself) and a ``compute_loss`` for :func:`paperzoo.engine.fit` that injects
@@ -60,6 +63,7 @@ __all__ = [
     "RandomMultiScaleNet",
     "TileShuffle",
     "dist_accuracy",
+    "dist_accuracy_loader",
     "dist_scores",
     "frame_tiles",
     "gram_matrices",
@@ -71,6 +75,7 @@ __all__ = [
     "odd_one_out_loss",
     "penultimate_features",
     "phase_amplitude_swap",
+    "plot_dist",
     "shape_bias",
     "shuffle_tiles",
     "triplet_similarities",
@@ -645,6 +650,110 @@ def dist_accuracy(
     feats = _features(feature_fn, torch.cat([x, d1, d2]), batch_size)
     n = len(x)
     return dist_scores(feats[:n], feats[n : 2 * n], feats[2 * n :], similarity, return_margins, bootstrap, seed)
+
+
+def dist_accuracy_loader(
+    model: nn.Module,
+    loader: Any,
+    disruptor: Any = None,
+    layer: nn.Module | str | None = None,
+    similarity: Similarity = "cosine",
+    seed: int = 0,
+    max_batches: int | None = None,
+    bootstrap: int = 1000,
+    device: Any = None,
+    progress: bool = True,
+) -> DistResult:
+    """DiST accuracy of a user's own classifier on a user's own images.
+
+    For every batch of ``loader`` (an iterable of ``(x, y)`` batches or bare image tensors, e.g.
+    a torch ``DataLoader``; labels are ignored) the disruptor (default: the framed 4x4 tile
+    shuffle, :class:`FramedTileShuffle`) makes the triplets ``(x, d1, d2)`` with one generator
+    seeded by ``seed``, the model's penultimate features (the input of ``layer``, default its last
+    ``nn.Linear``; see :func:`penultimate_features`) are taken on ``device``, and
+    :func:`dist_scores` scores all triplets together (margins included). ``max_batches`` stops
+    early; a progress bar shows the batches (``progress=False``: none). The first batch's
+    triplets are ``make_dist_triplets(first_batch, disruptor, seed)``, e.g. for :func:`plot_dist`.
+    """
+    from paperzoo.engine.progress import progress as bar
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    validate_params(
+        {"seed": _NONNEG_INT, "max_batches": [None, *_POS_INT]},
+        {"seed": seed, "max_batches": max_batches},
+        owner="dist_accuracy_loader",
+    )
+    disruptor = FramedTileShuffle() if disruptor is None else disruptor
+    feature_fn = penultimate_features(model, layer)
+    gen = torch.Generator().manual_seed(int(seed))
+    total = len(loader) if hasattr(loader, "__len__") else None
+    if total is not None and max_batches is not None:
+        total = min(total, max_batches)
+    parts: list[list[torch.Tensor]] = [[], [], []]
+    for i, batch in enumerate(bar(loader, desc="DiST", total=total, enabled=progress)):
+        if max_batches is not None and i >= max_batches:
+            break
+        x = _check_images(batch[0] if isinstance(batch, (tuple, list)) else batch).detach().to("cpu", torch.float32)
+        trip = disruptor.triplet(x, gen)
+        n = len(x)
+        stacked = torch.cat(trip)
+        feats = feature_fn(stacked if device is None else stacked.to(device)).detach().to("cpu")
+        feats = feats.reshape(3 * n, -1).float()
+        for part, k in zip(parts, range(3)):
+            part.append(feats[k * n : (k + 1) * n])
+    if not parts[0]:
+        raise ValueError("loader yielded no batches")
+    fx, fd1, fd2 = (torch.cat(p) for p in parts)
+    return dist_scores(fx, fd1, fd2, similarity, return_margins=True, bootstrap=bootstrap, seed=seed)
+
+
+def plot_dist(result: DistResult, triplets: Triplets | None = None, n_examples: int = 4, title: str = "") -> Any:
+    """A figure of a DiST measurement: the first ``n_examples`` triplets (original, d1, d2) with
+    the original's odd-one-out credit and margin (when ``triplets`` are given, in the order the
+    result scored them), and the histogram of the margins (when the result holds them) or of
+    the credits, with the accuracy, its interval and chance 1/3. Returns the matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    validate_params({"n_examples": _POS_INT}, {"n_examples": n_examples}, owner="plot_dist")
+    rows = 0
+    if triplets is not None:
+        x, d1, d2 = (_check_images(t, nm) for t, nm in zip(triplets, ("x", "d1", "d2")))
+        rows = min(n_examples, len(x), result.n)
+    fig = plt.figure(figsize=(4.0 + 5.0 * (rows > 0), max(3.2, 1.5 * rows)))
+    grid = fig.add_gridspec(max(rows, 1), 4 if rows else 1, width_ratios=[1, 1, 1, 2.2] if rows else [1])
+    for r in range(rows):
+        margin = "" if result.margins is None else f"\nmargin {result.margins[r]:+.3f}"
+        for c, (img, name) in enumerate(zip((x[r], d1[r], d2[r]), ("original", "disrupted 1", "disrupted 2"))):
+            ax = fig.add_subplot(grid[r, c])
+            arr = img.detach().float().cpu()
+            arr = arr[0] if arr.shape[0] == 1 else arr.permute(1, 2, 0).clamp(0, 1)
+            ax.imshow(arr.numpy(), cmap="gray" if arr.dim() == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"credit {result.credits[r]:.2f}{margin}", fontsize=7)
+    ax = fig.add_subplot(grid[:, -1])
+    if result.margins is not None:
+        ax.hist(result.margins, bins=30, color="C0", alpha=0.8)
+        ax.axvline(0.0, color="grey", ls="--", lw=1)
+        ax.set_xlabel("margin s(d1, d2) - max(s(x, d1), s(x, d2))\n(> 0: the original is odd)")
+    else:
+        ax.hist(result.credits, bins=[-0.05, 0.2, 0.4, 0.6, 0.8, 1.05], color="C0", alpha=0.8)
+        ax.set_xlabel("credit of the original")
+    ax.set_ylabel("triplets")
+    lo, hi = result.ci
+    ci = "" if math.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]"
+    ax.set_title(f"DiST accuracy {result.accuracy:.3f}{ci}\n(chance 1/3), n = {result.n}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.suptitle(title or "DiST: odd-one-out on (original, two disruptions)")
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- model adapters

@@ -217,7 +217,15 @@ def _git_commit() -> dict[str, Any]:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         status = subprocess.run(
             # code changes only: recorded results being rewritten do not make a run "dirty"
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)src/paperzoo/papers/results"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)src/paperzoo/papers/results",
+            ],
             cwd=root,
             capture_output=True,
             text=True,

@@ -20,6 +20,9 @@ RECORD = Record(
         "paperzoo.analysis.dataset_equity.cluster_sizes",
         "paperzoo.analysis.dataset_equity.auto_eps",
         "paperzoo.analysis.dataset_equity.embed_images",
+        "paperzoo.analysis.dataset_equity.embed_loader",
+        "paperzoo.analysis.dataset_equity.estimate_likelihood",
+        "paperzoo.analysis.dataset_equity.plot_likelihood",
     ),
     usage="""\
 import numpy as np

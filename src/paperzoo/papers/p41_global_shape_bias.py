@@ -21,6 +21,8 @@ RECORD = Record(
         "paperzoo.analysis.shape_bias.odd_one_out",
         "paperzoo.analysis.shape_bias.dist_accuracy",
         "paperzoo.analysis.shape_bias.dist_scores",
+        "paperzoo.analysis.shape_bias.dist_accuracy_loader",
+        "paperzoo.analysis.shape_bias.plot_dist",
         "paperzoo.analysis.shape_bias.local_bag_control",
         "paperzoo.analysis.shape_bias.penultimate_features",
         "paperzoo.analysis.shape_bias.DiSTinguishLoss",

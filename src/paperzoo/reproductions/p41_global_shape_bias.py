@@ -92,6 +92,16 @@ TRAIN_GRIDS = (2, 4)
 NO_GAIN = 0.05
 #: DiSTinguish "keeps" clean accuracy: it loses less than this
 ACC_TOL = 0.02
+#: tolerance on |DiST accuracy - 1/3| of a local-bag control (the prediction: a spatial average of
+#: features whose receptive field is <= 2 frame + 1 scores chance on framed tile shuffles); stated
+#: before the run, the same two binomial standard errors as NO_GAIN
+CHANCE_TOL = 0.05
+#: prediction vs measurement: (control, triplet set, covered by the prediction?) -- the 3x3 bag on
+#: the framed sets is covered; a larger receptive field (5x5, 7x7 bags) or no frame / Gram
+#: synthesis (3x3 bag) is just outside it
+CHANCE_CASES = (
+    (BAG3, T4, True), (BAG3, T7, True), (BAG5, T4, False), (BAG7, T4, False), (BAG3, U4, False), (BAG3, GRAM, False),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -416,9 +426,21 @@ def run(
             statement="complementary (2): adding style-transfer training to DiSTinguish raises the cue-conflict "
             "shape bias: style + DiSTinguish > DiSTinguish only",
         ),
+        Claim.about(
+            "prediction vs measurement: a random 3x3 bag-of-local-features control scores the predicted chance 1/3 "
+            f"on the framed tile shuffles (4x4 and 7x7): max over both sets of |DiST accuracy - 1/3| < {CHANCE_TOL:g}",
+            [max(abs(a - 1 / 3), abs(b - 1 / 3)) for a, b in zip(table.values(BAG3, T4), table.values(BAG3, T7))],
+            "<",
+            CHANCE_TOL,
+        ),
     ]
 
+    chance = {
+        f"{m} / {t}": {"covered": cov, "values": [float(v) for v in table.values(m, t)]} for m, t, cov in CHANCE_CASES
+    }
+    outside = [k for k, v in chance.items() if not v["covered"]]
     extra: dict[str, Any] = {
+        "chance_prediction": {"predicted": 1 / 3, "tol": CHANCE_TOL, "cases": chance},
         "margins": {
             m: {name: [done[m, s]["margins"][name] for s in rep.seeds] for name in (T4, T7, U4, GRAM)} for m in order
         },
@@ -465,7 +487,10 @@ def run(
             f"{pix:.3f}. The unframed and Gram columns fail their local control (their 3x3 bag is far above chance), so "
             "they do not isolate global structure; the Gram set is one fixed set of "
             f"{cfg.n_gram} images. 'No gain' margin {NO_GAIN:g} ~ two binomial standard errors of a "
-            f"{cfg.n_eval}-triplet score."
+            f"{cfg.n_eval}-triplet score. Prediction 1/3 (tolerance {CHANCE_TOL:g}) just outside its regime, "
+            "mean |DiST - 1/3|: "
+            + "; ".join(f"{k} {np.mean([abs(v - 1 / 3) for v in chance[k]['values']]):.3f}" for k in outside)
+            + " (reported, not claimed on)."
         ),
         highlight=(DIST, CE, T4),
         extra=extra,
@@ -476,7 +501,7 @@ def run(
 def make_figure(result: Result) -> Any:
     """DiST accuracy per triplet set; shape bias against DiST (the orthogonality view); clean accuracy."""
     table = result.table
-    fig, axes = subplots(3, width=5.6, height=5.8, width_ratios=[1.6, 1.1, 1.0])
+    fig, axes = subplots(4, width=5.6, height=5.8, width_ratios=[1.6, 1.1, 1.0, 1.1])
     grouped_bars(axes[0], table, [T4, T7, U4, GRAM], labels=["tiles 4x4", "tiles 7x7", "unframed 4x4", "Gram"],
                  ylabel="DiST accuracy (mean ± std over seeds)", ylim=(0.0, 1.05), title="odd-one-out accuracy")  # fmt: skip
     axes[0].axhline(1 / 3, color="grey", ls="--", lw=1, label="chance 1/3")
@@ -492,4 +517,30 @@ def make_figure(result: Result) -> Any:
     ax.grid(alpha=0.3)
     grouped_bars(axes[2], table, [CLEAN], labels=["clean accuracy"], ylabel="test accuracy (mean ± std)",
                  ylim=(0.0, 1.0), title="clean accuracy (probe for frozen features)")  # fmt: skip
+    if "chance_prediction" in result.extra:
+        plot_chance(axes[3], result.extra["chance_prediction"])
     return finish(fig, result, "DiST: global-structure sensitivity vs style-transfer resistance")
+
+
+def plot_chance(ax: Any, pred: dict[str, Any]) -> None:
+    """Prediction vs measurement for the local-bag controls: DiST accuracy per seed against the
+    predicted chance 1/3 with the tolerance band, for the covered cases and those just outside."""
+    p, tol, cases = float(pred["predicted"]), float(pred["tol"]), pred["cases"]
+    names = list(cases)
+    xs = np.arange(len(names))
+    ax.axhspan(p - tol, p + tol, color="grey", alpha=0.25, label=f"prediction 1/3 ± {tol:g}")
+    ax.axhline(p, color="k", lw=1)
+    for i, name in enumerate(names):
+        vals = cases[name]["values"]
+        color = "C0" if cases[name]["covered"] else "C3"
+        jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
+        ax.scatter(i + jitter, vals, color=color, s=18, zorder=3)
+    ax.scatter([], [], color="C0", s=18, label="covered (3x3 bag, framed)")
+    ax.scatter([], [], color="C3", s=18, label="just outside")
+    labels = [n.replace("random ", "").replace(" (control)", "").replace(" / DiST ", "\n") for n in names]
+    ax.set_xticks(xs, labels, fontsize=6, rotation=30)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("DiST accuracy of the control (per seed)")
+    ax.set_title("local controls: predicted chance vs measured")
+    ax.legend(fontsize=7, loc="center right")
+    ax.grid(alpha=0.3)
