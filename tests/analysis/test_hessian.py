@@ -365,3 +365,74 @@ def test_bad_input_is_rejected_clearly(golden) -> None:
         esd_density(torch.tensor([1.0, float("nan")]), torch.tensor([0.5, 0.5]))
     with pytest.raises(ValueError, match="non-zero"):
         lanczos(lambda v: v, torch.zeros(3, dtype=F64))
+
+
+# --------------------------------------------------------------------------- the performance target
+@pytest.mark.slow
+def test_top5_eigenvalues_of_a_1m_parameter_model_on_1000_samples_within_60_cpu_seconds() -> None:
+    """The family's target: the top-5 Hessian eigenvalues of a ~1M-parameter MLP (784-1024-200-10,
+    tanh) on 1,000 samples of a 10-class Gaussian mixture, Lanczos with 2 threads, in < 60 s.
+
+    The bound is on the process CPU time (the sum over both threads), which bounds the wall time
+    on 2 dedicated cores and does not grow when other jobs share the machine. Error: the relative
+    residuals ``||Hv - lambda v|| / |lambda|`` of the 5 Ritz pairs (< 1e-2; Lanczos stops when the
+    residual bound is < tol = 1e-3 times the largest |eigenvalue|) and the agreement of the top
+    eigenvalue with power iteration (< 1%, a separate computation outside the timing)."""
+    import time
+
+    from paperzoo.engine import limit_threads
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 1024), nn.Tanh(), nn.Linear(1024, 200), nn.Tanh(), nn.Linear(200, 10))
+    assert 0.9e6 < sum(p.numel() for p in model.parameters()) < 1.1e6
+    y = torch.arange(1000) % 10
+    x = 20.0 / 28.0 * torch.randn(10, 784, generator=g)[y] + torch.randn(1000, 784, generator=g)
+    with limit_threads(2):
+        ha = HessianAnalyzer(model, nn.CrossEntropyLoss(), (x, y))
+        wall, cpu = time.perf_counter(), time.process_time()
+        top = ha.top_eigen(5, n_iter=100, tol=1e-3, method="lanczos", which="LA")
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        hvps = ha.num_hvp
+        residual = [
+            float(torch.linalg.vector_norm(ha.hvp(v) - lam * v) / lam.abs()) for lam, v in zip(top.values, top.vectors)
+        ]
+        power = ha.top_eigen(1, n_iter=100, tol=1e-4, method="power")
+    agreement = abs(float(power.values[0]) - float(top.values.max())) / float(top.values.max())
+    print(
+        f"\ntop-5 {top.values.tolist()} | {hvps} HVPs | wall {wall:.1f} s, CPU {cpu:.1f} s | relative residuals "
+        f"{[f'{r:.1e}' for r in residual]} | power top {float(power.values[0]):.5f} ({agreement:.1e} apart, "
+        f"{power.iterations[0]} HVPs)"
+    )
+    assert cpu < 60.0, (wall, cpu)
+    assert max(residual) < 1e-2 and agreement < 1e-2
+
+
+def test_progress_bars_change_nothing_and_plot_spectrum_returns_a_figure(golden) -> None:
+    import matplotlib.pyplot as plt
+
+    from paperzoo.analysis.hessian import plot_spectrum
+
+    model, batch, _, _ = golden
+    runs = []
+    for progress in (True, False):
+        ha = HessianAnalyzer(model, CE, batch)
+        runs.append(
+            (
+                ha.top_eigen(2, 50, 1e-6, method="lanczos", progress=progress).values,
+                ha.top_eigen(1, 50, 1e-6, progress=progress).values,
+                ha.trace(20, 1e-6, block=4, progress=progress).trace,
+                ha.esd(8, 2, progress=progress),
+                ha.num_hvp,
+            )
+        )
+    (a, b, c, esd, n), (a2, b2, c2, esd2, n2) = runs
+    assert torch.equal(a, a2) and torch.equal(b, b2) and c == c2 and n == n2
+    assert all(torch.equal(u, v) for u, v in zip(esd.nodes, esd2.nodes))
+    ha = HessianAnalyzer(model, CE, batch)
+    top = ha.top_eigen(2, 50, 1e-6, method="lanczos", progress=False)
+    for fig in (plot_spectrum(esd, top=top), plot_spectrum({"a": esd, "b": esd2}, num_bins=200)):
+        assert fig.axes and fig.axes[0].get_yscale() == "log"
+        plt.close(fig)
+    with pytest.raises(ValueError, match="no spectra"):
+        plot_spectrum({})

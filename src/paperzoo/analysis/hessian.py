@@ -75,6 +75,7 @@ __all__ = [
     "lanczos",
     "lanczos_top_eigen",
     "plot_esd",
+    "plot_spectrum",
     "power_iteration",
     "rademacher",
     "slq",
@@ -876,37 +877,67 @@ class HessianAnalyzer:
         method: str = "power",
         which: str = "LM",
         norm_eps: float = 0.0,
+        progress: bool = True,
     ) -> EigenResult:
         """The ``k`` top eigenpairs: LLA's power iteration (``method="power"``, largest
-        magnitude) or Lanczos (``method="lanczos"``, ``which`` = ``"LM"`` | ``"LA"`` | ``"SA"``)."""
+        magnitude) or Lanczos (``method="lanczos"``, ``which`` = ``"LM"`` | ``"LA"`` | ``"SA"``).
+        A progress bar counts HVPs against the most the method may spend (``progress=False``
+        silences it; it stops early when the method converges)."""
         _check("HessianAnalyzer.top_eigen", method=method, which=which)
         g = self._generator(seed)
         if method == "power":
             if which != "LM":
                 raise ValueError("power iteration finds the largest-magnitude eigenvalues only (which='LM')")
-            return power_iteration(self._hvp, self.dim, k, n_iter, tol, generator=g, norm_eps=norm_eps, **self._like())
-        return lanczos_top_eigen(self._hvp, self.dim, k, n_iter, tol, which=which, generator=g, **self._like())
+            with self._counted(k * n_iter, "Hessian top eigenpairs (power)", progress) as (hvp, _):
+                return power_iteration(hvp, self.dim, k, n_iter, tol, generator=g, norm_eps=norm_eps, **self._like())
+        with self._counted(n_iter, "Hessian top eigenpairs (Lanczos)", progress) as (hvp, _):
+            return lanczos_top_eigen(hvp, self.dim, k, n_iter, tol, which=which, generator=g, **self._like())
 
-    def trace(self, n_iter: int = 100, tol: float = 1e-3, seed: int = 0, *, block: int | None = None) -> TraceResult:
+    @contextmanager
+    def _counted(self, total: int, desc: str, enabled: bool) -> Iterator[tuple[Callable[..., Any], Callable[..., Any]]]:
+        """``(hvp, hvp_batch)`` that advance a progress bar by the HVPs they compute."""
+        from paperzoo.engine.progress import progress_bar
+
+        with progress_bar(total=total, desc=desc, enabled=enabled, leave=False) as bar:
+
+            def hvp(v: torch.Tensor) -> torch.Tensor:
+                bar.update(1)
+                return self._hvp(v)
+
+            def hvp_batch(V: torch.Tensor) -> torch.Tensor:
+                bar.update(int(V.shape[0]))
+                return self.hvp_batch(V)
+
+            yield hvp, hvp_batch
+
+    def trace(
+        self, n_iter: int = 100, tol: float = 1e-3, seed: int = 0, *, block: int | None = None, progress: bool = True
+    ) -> TraceResult:
         """Hutchinson's estimate of ``tr(H)``, probes evaluated ``block`` at a time (default: 10
-        with ``"func-jvp"``, where ``vmap`` pays off, else 1; the estimate does not depend on it)."""
+        with ``"func-jvp"``, where ``vmap`` pays off, else 1; the estimate does not depend on it).
+        A progress bar counts probes (``progress=False`` silences it)."""
         if block is None:
             block = 10 if self.backend == "func-jvp" else 1
-        return hutchinson_trace(
-            self._hvp, self.dim, n_iter, tol, generator=self._generator(seed), matmat=self.hvp_batch, block=block,
-            **self._like(),
-        )  # fmt: skip
+        with self._counted(n_iter, "Hessian trace (Hutchinson)", progress) as (hvp, hvp_batch):
+            return hutchinson_trace(
+                hvp, self.dim, n_iter, tol, generator=self._generator(seed), matmat=hvp_batch, block=block,
+                **self._like(),
+            )  # fmt: skip
 
-    def esd(self, m: int = 100, n_v: int = 1, seed: int = 0, *, reorth: str | int = "full") -> SLQResult:
-        """The SLQ spectral density (nodes and weights of ``n_v`` runs of ``m`` Lanczos steps)."""
-        return slq(self._hvp, self.dim, m, n_v, reorth=reorth, generator=self._generator(seed), **self._like())
+    def esd(
+        self, m: int = 100, n_v: int = 1, seed: int = 0, *, reorth: str | int = "full", progress: bool = True
+    ) -> SLQResult:
+        """The SLQ spectral density (nodes and weights of ``n_v`` runs of ``m`` Lanczos steps); a
+        progress bar counts HVPs (``progress=False`` silences it)."""
+        with self._counted(m * n_v, "Hessian spectrum (SLQ)", progress) as (hvp, _):
+            return slq(hvp, self.dim, m, n_v, reorth=reorth, generator=self._generator(seed), **self._like())
 
     def criteria(
         self, n: float = 0.5, *, esd: SLQResult | None = None, m: int = 100, n_v: int = 1, seed: int = 0,
-        reorth: str | int = "full",
+        reorth: str | int = "full", progress: bool = True,
     ) -> tuple[float, float]:  # fmt: skip
         """``(re, Kh_n)`` from ``esd`` or from a fresh :meth:`esd` run."""
-        return (esd if esd is not None else self.esd(m, n_v, seed, reorth=reorth)).criteria(n)
+        return (esd if esd is not None else self.esd(m, n_v, seed, reorth=reorth, progress=progress)).criteria(n)
 
     def dense(self, *, max_dim: int = 10_000) -> torch.Tensor:
         """The exact Hessian (P, P) by ``torch.autograd.functional.hessian`` (small models only)."""
@@ -1004,3 +1035,26 @@ def plot_esd(ax: Any, esd: SLQResult, *, label: str | None = None, num_bins: int
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (log scale)")
     return line
+
+
+def plot_spectrum(
+    esds: SLQResult | dict[str, SLQResult], *, top: EigenResult | None = None, num_bins: int = 2000
+) -> Any:
+    """A figure of Hessian spectral densities (one :class:`SLQResult` or ``{label: result}``), with
+    the top eigenvalues of ``top`` (an :class:`EigenResult`) as dashed vertical lines. Returns the
+    matplotlib ``Figure``."""
+    from paperzoo.engine.plots import subplots
+
+    runs = esds if isinstance(esds, dict) else {"": esds}
+    if not runs:
+        raise ValueError("plot_spectrum: no spectra to plot")
+    fig, axes = subplots(1, width=6.0, height=4.0)
+    for label, esd in runs.items():
+        plot_esd(axes[0], esd, label=label or None, num_bins=num_bins, lw=1)
+    if top is not None:
+        for value in top.values.tolist():
+            axes[0].axvline(value, color="k", ls="--", lw=0.7)
+    if any(runs):
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -64,17 +64,21 @@ __all__ = [
     "NCGeometry",
     "beta_crit",
     "class_means",
+    "collect_features",
     "dlufm_objective",
     "fit_ufm",
     "minority_collapse_threshold",
     "nc_metrics",
+    "nc_metrics_of_model",
     "nc_metrics_reference",
+    "plot_nc_metrics",
     "predict_dlufm_geometry",
     "solve_x",
 ]
 
 Target = Literal["etf", "of", "gof"]
 Loss = Literal["mse", "ce"]
+Rule = Literal["argmin", "largest_root"]
 
 _POSITIVE = Interval(float, 0.0, math.inf, closed="neither")
 _CONSTRAINTS: dict[str, list[Constraint]] = {
@@ -97,6 +101,8 @@ _CONSTRAINTS: dict[str, list[Constraint]] = {
     "lr": [_POSITIVE],
     "momentum": [Interval(float, 0.0, 1.0, closed="left")],
     "track_every": [Interval(int, 0, math.inf, closed="left")],
+    "rule": [Options(("argmin", "largest_root"))],
+    "classifier_rows": [Interval(int, 2, math.inf, closed="left")],
 }
 
 
@@ -115,7 +121,7 @@ def beta_crit(M: int) -> float:
     return 1.0 if M == 1 else (M - 1) ** ((M - 1) / M) / M
 
 
-def solve_x(beta: float, M: int) -> float:
+def solve_x(beta: float, M: int, *, rule: Rule = "argmin") -> float:
     """``argmin_{x >= 0} 1 / (1 + x^M) + beta x``, the per-class scalar of the closed form.
 
     ``M = 1``: the problem is convex, ``x = max(0, 1 / sqrt(beta) - 1)``. ``M >= 2``: ``x = 0``
@@ -124,21 +130,23 @@ def solve_x(beta: float, M: int) -> float:
     (M/beta)^(1/(M+1))]``, where the left side decreases), and it is the global minimiser iff
     ``beta < beta_crit(M)``. The official code takes the largest root whenever one exists,
     which is wrong for ``beta_crit <= beta < max g``; this function compares with ``x = 0``.
+    ``rule="largest_root"`` reproduces the official code's rule (the largest root, ``0`` only
+    when there is no root), for comparisons.
 
     >>> round(solve_x(0.04 / 200, 1), 6), round(solve_x(0.35088209 / 200, 3), 5)
     (69.710678, 6.41842)
     """
-    validate_params(_CONSTRAINTS, {"beta": beta, "M": M}, owner="solve_x")
+    validate_params(_CONSTRAINTS, {"beta": beta, "M": M, "rule": rule}, owner="solve_x")
     if M == 1:
         return max(0.0, 1.0 / math.sqrt(beta) - 1.0)
-    if beta >= beta_crit(M):
-        return 0.0
     from scipy.optimize import brentq
 
     def g(x: float) -> float:
         return M * x ** (M - 1) / (1.0 + x**M) ** 2 - beta
 
     lo = ((M - 1) / (M + 1)) ** (1.0 / M)  # the maximum of M x^(M-1) / (1 + x^M)^2
+    if (beta >= beta_crit(M) and rule == "argmin") or g(lo) < 0:
+        return 0.0
     hi = (M / beta) ** (1.0 / (M + 1))  # beyond it the left side is < M / x^(M+1) <= beta
     return float(brentq(g, lo, max(hi, lo), xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
 
@@ -265,6 +273,7 @@ def predict_dlufm_geometry(
     bias: bool = False,
     loss: Loss = "mse",
     fit_scale: float = 1.0,
+    rule: Rule = "argmin",
 ) -> NCGeometry:
     """The global minimiser's geometry for class sizes ``n_per_class`` (the paper's theorems).
 
@@ -293,10 +302,14 @@ def predict_dlufm_geometry(
         loss: ``"mse"`` or ``"ce"``.
         fit_scale: the data term's factor (see the module docstring); decays act as
             ``lambda / fit_scale``.
+        rule: ``"argmin"`` (default, the global minimiser) or ``"largest_root"`` (the official
+            code's per-class rule, see :func:`solve_x`; MSE only): then the result is the
+            configuration that code predicts, and ``objective`` is that configuration's value,
+            larger than the minimum where a class at or above ``beta_crit`` has a root.
     """
     validate_params(
         _CONSTRAINTS,
-        {"lambda_H": lambda_H, "M": M, "bias": bias, "loss": loss, "fit_scale": fit_scale},
+        {"lambda_H": lambda_H, "M": M, "bias": bias, "loss": loss, "fit_scale": fit_scale, "rule": rule},
         owner="predict_dlufm_geometry",
     )
     n = np.asarray(n_per_class)
@@ -315,11 +328,13 @@ def predict_dlufm_geometry(
         )
     layer_scale = np.sqrt(lam_bar / lam)  # s_{m,k} = sqrt(lambda_bar / lambda_m) sigma_k^(1/M)
     if loss == "ce":
+        if rule != "argmin":
+            raise ValueError("rule='largest_root' is the official MSE rule; cross-entropy has no such choice")
         return _ce_geometry(n, M, lam, lam_h, lam_bar, layer_scale, bias, fit_scale)
 
     B = M * N * (N * lam_h * float(np.prod(lam))) ** (1.0 / M)
     beta = B / n
-    x = np.array([solve_x(float(b), M) for b in beta])
+    x = np.array([solve_x(float(b), M, rule=rule) for b in beta])
     xm = x**M
     nlh = N * lam_h
     sigma2 = nlh * xm
@@ -589,6 +604,148 @@ def nc_metrics_reference(
         "NC3_WH": float(np.linalg.norm(unit(Wn @ means.T) - t_wh)),
         "NC3_W": float(np.linalg.norm(unit(Wn) - unit(align))),
     }
+
+
+# --------------------------------------------------------------------------- a user's model and data
+def _last_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("model has no nn.Linear; pass classifier= (the module whose input are the features)")
+    return linears[-1]
+
+
+def collect_features(
+    model: nn.Module,
+    loader: Any,
+    *,
+    classifier: nn.Module | str | None = None,
+    device: torch.device | str | None = None,
+    max_batches: int | None = None,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Penultimate features, labels and classifier weights of a user's model, for :func:`nc_metrics`.
+
+    Runs ``model`` in eval mode without gradients over ``loader`` (an iterable of ``(x, y)``
+    batches, e.g. a ``DataLoader``) and records the input of ``classifier`` (a module of the
+    model or its name in ``model.named_modules()``; default: the model's last ``nn.Linear``)
+    with a forward hook; the model is left as it was (mode and parameters). A progress bar
+    counts batches (``progress=False`` silences it).
+
+    Returns:
+        ``(features (N, d), labels (N,), W (K, d))`` on the CPU, ``W`` the classifier's
+        ``weight`` (for a deep linear head use :meth:`DeepLinearHead.end_to_end`).
+    """
+    from paperzoo.engine.progress import progress as progress_iter
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if classifier is None:
+        head: nn.Module = _last_linear(model)
+    elif isinstance(classifier, str):
+        named = dict(model.named_modules())
+        if classifier not in named:
+            raise ValueError(f"classifier {classifier!r} is not a submodule of the model")
+        head = named[classifier]
+    else:
+        head = classifier
+    W = getattr(head, "weight", None)
+    if not isinstance(W, torch.Tensor) or W.dim() != 2:
+        raise ValueError("the classifier must have a 2-D weight (K, d); pass classifier= explicitly")
+    feats: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        feats.append(inputs[0].detach().flatten(1).cpu())
+
+    total = len(loader) if hasattr(loader, "__len__") else None
+    if total is not None and max_batches is not None:
+        total = min(total, max_batches)
+    handle = head.register_forward_pre_hook(hook)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i, batch in enumerate(progress_iter(loader, desc="NC features", total=total, enabled=progress)):
+                if max_batches is not None and i >= max_batches:
+                    break
+                if not (isinstance(batch, (tuple, list)) and len(batch) >= 2):
+                    raise ValueError("loader must yield (x, y) batches")
+                x, y = batch[0], batch[1]
+                model(x.to(device) if device is not None else x)
+                labels.append(torch.as_tensor(y).reshape(-1).cpu())
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if not feats:
+        raise ValueError("empty loader: no batch was seen")
+    H, y_all = torch.cat(feats), torch.cat(labels).long()
+    if H.shape[0] != y_all.shape[0]:
+        raise ValueError(f"the classifier saw {H.shape[0]} rows but the loader gave {y_all.shape[0]} labels")
+    return H, y_all, W.detach().cpu().to(H.dtype)
+
+
+def nc_metrics_of_model(
+    model: nn.Module,
+    loader: Any,
+    *,
+    classifier: nn.Module | str | None = None,
+    target: Target = "etf",
+    prediction: NCGeometry | None = None,
+    device: torch.device | str | None = None,
+    max_batches: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`nc_metrics` of a user's model on a data loader (:func:`collect_features` then
+    :func:`nc_metrics`). ``target="etf"`` by default: a network trained with cross-entropy or a
+    biased MSE head (the simplex ETF cases); use ``"of"`` for a bias-free MSE head or ``"gof"``
+    with a ``prediction`` for imbalanced classes."""
+    H, y, W = collect_features(
+        model, loader, classifier=classifier, device=device, max_batches=max_batches, progress=progress
+    )
+    out = nc_metrics(H, y, W, target=target, prediction=prediction)
+    assert isinstance(out, dict)
+    return out
+
+
+_NC_KEYS = ("NC1", "NC2_W", "NC2_H", "NC3_WH", "NC3_W")
+
+
+def plot_nc_metrics(
+    metrics: dict[str, Any] | Sequence[dict[str, Any]],
+    *,
+    x: Sequence[float] | None = None,
+    xlabel: str = "step",
+    title: str | None = None,
+) -> Any:
+    """A figure of NC metrics: one dict gives bars (log scale); a sequence of dicts (e.g. one per
+    epoch, or :func:`nc_metrics` on layer-wise lists) gives one curve per metric against ``x``
+    (default ``0, 1, ...``; ``xlabel`` names it). Returns the matplotlib ``Figure``."""
+    from paperzoo.engine.plots import subplots
+
+    fig, axes = subplots(1, width=6.0, height=4.0)
+    ax = axes[0]
+    floor = 1e-16
+    if isinstance(metrics, dict):
+        vals = [max(float(metrics[k]), floor) for k in _NC_KEYS]
+        ax.bar(list(_NC_KEYS), vals, color="C0")
+        ax.set_ylabel(f"metric (target {metrics.get('target', '?')}; 0 = collapse)")
+    else:
+        rows = list(metrics)
+        if not rows:
+            raise ValueError("plot_nc_metrics: no metrics to plot")
+        xs = list(range(len(rows))) if x is None else list(x)
+        if len(xs) != len(rows):
+            raise ValueError(f"x has {len(xs)} values for {len(rows)} metric dicts")
+        for k in _NC_KEYS:
+            ax.plot(xs, [max(float(r[k]), floor) for r in rows], marker="o", ms=3, label=k)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("metric (0 = collapse)")
+        ax.legend(fontsize=8)
+    ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- objective and models

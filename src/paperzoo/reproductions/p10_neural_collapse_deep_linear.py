@@ -52,6 +52,7 @@ from paperzoo.analysis.neural_collapse import (
     nc_metrics,
     nc_metrics_reference,
     predict_dlufm_geometry,
+    solve_x,
 )
 from paperzoo.data import load_digits
 from paperzoo.engine import Claim, Result, Table, Timer, TrainConfig, fit, limit_threads, seed_everything
@@ -146,18 +147,8 @@ def official_largest_root_x(beta: float, M: int) -> float:
     """The official code's per-class scalar: the largest real root of ``M x^(M-1) / (1 +
     x^M)^2 = beta``, clipped at 0, without comparing with ``x = 0`` (0 when there is no root).
     Differs from :func:`~paperzoo.analysis.neural_collapse.solve_x` for ``beta_crit(M) <= beta
-    < max_x M x^(M-1) / (1 + x^M)^2``."""
-    if M == 1:
-        return max(0.0, 1.0 / math.sqrt(beta) - 1.0)
-    from scipy.optimize import brentq
-
-    def g(x: float) -> float:
-        return M * x ** (M - 1) / (1.0 + x**M) ** 2 - beta
-
-    peak = ((M - 1) / (M + 1)) ** (1.0 / M)
-    if g(peak) < 0:
-        return 0.0
-    return float(brentq(g, peak, max(peak, (M / beta) ** (1.0 / (M + 1))), xtol=1e-15))
+    < max_x M x^(M-1) / (1 + x^M)^2``. Kept as a name for ``solve_x(beta, M, rule="largest_root")``."""
+    return solve_x(beta, M, rule="largest_root")
 
 
 def _rel_err(measured: np.ndarray, predicted: np.ndarray) -> float:

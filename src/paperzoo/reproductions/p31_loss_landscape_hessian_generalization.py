@@ -208,10 +208,10 @@ def indicators(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
     """Accuracy, loss and the Hessian indicators of the mean cross-entropy over ``(x, y)``
     (eval mode); the SLQ probe, the power-iteration start and the trace probes come from ``seed``."""
     ha = HessianAnalyzer(model, nn.CrossEntropyLoss(), (x, y))
-    esd = ha.esd(cfg.slq_m, 1, seed)
+    esd = ha.esd(cfg.slq_m, 1, seed, progress=False)
     re, kh = esd.criteria(0.5)
-    top = ha.top_eigen(1, cfg.eig_iter, 1e-3, seed)
-    tr = ha.trace(cfg.trace_iter, 1e-3, seed)
+    top = ha.top_eigen(1, cfg.eig_iter, 1e-3, seed, progress=False)
+    tr = ha.trace(cfg.trace_iter, 1e-3, seed, progress=False)
     return {
         "accuracy": _accuracy(model, x, y),
         "loss": ha.loss(),
@@ -275,7 +275,7 @@ def cnn_unit(
     pts = (xtr[: cfg.land_points], ytr[: cfg.land_points])
     ha = HessianAnalyzer(model, nn.CrossEntropyLoss(), pts)
     theta, layout = ha.theta, ha.layout
-    top = ha.top_eigen(2, cfg.eig_iter, 1e-3, seed, method="lanczos")  # the Hessian axes
+    top = ha.top_eigen(2, cfg.eig_iter, 1e-3, seed, method="lanczos", progress=False)  # the Hessian axes
     hess, lam = top.vectors, top.values[0]
     rnd = normalize_direction(random_directions(layout.dim, 2, seed=seed), theta, layout, "filter")
     out["curvature_ratio"] = {}
@@ -315,8 +315,8 @@ def speed_check(cfg: Config, seed: int = 0) -> dict[str, float]:
     def ours(what: str) -> Any:
         ha = HessianAnalyzer(model, nn.CrossEntropyLoss(), (xtr, ytr))
         if what == "trace":
-            return ha.trace(100, 1e-3, seed).trace
-        return float(ha.top_eigen(1, 100, 1e-3, seed, method=what).values[0])
+            return ha.trace(100, 1e-3, seed, progress=False).trace
+        return float(ha.top_eigen(1, 100, 1e-3, seed, method=what, progress=False).values[0])
 
     t_pow, lam_pow = best(lambda: ours("power"))
     t_lan, lam_lan = best(lambda: ours("lanczos"))
