@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -209,7 +210,9 @@ class Claim:
 
 
 # --------------------------------------------------------------------------- result
+@cache
 def _git_commit() -> dict[str, Any]:
+    """The checkout's commit and whether its code differs from it (once per process)."""
     root = Path(__file__).resolve().parents[3]
     if not (root / ".git").exists():
         return {"commit": None, "dirty": None}
@@ -347,8 +350,10 @@ class Result:
         sfx = self.files_suffix
         if figure is not None:
             self.png_path = save_figure(figure(self), folder / f"plot{sfx}.png")
-        self.json_path = atomic_write_json(folder / f"result{sfx}.json", self.to_dict())
-        self.summary_path = atomic_write_json(folder / f"summary{sfx}.json", self.summary())
+        summary = self.summary()
+        full = {**summary, "values": self.table.to_dict(), "extra": self.extra}
+        self.json_path = atomic_write_json(folder / f"result{sfx}.json", full)
+        self.summary_path = atomic_write_json(folder / f"summary{sfx}.json", summary)
         return self
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from functools import cache
 from types import ModuleType
 
 
+@cache
 def available() -> dict[int, str]:
-    """Paper number -> module path of every reproduction in this package."""
+    """Paper number -> module path of every reproduction in this package (scanned once)."""
     out: dict[int, str] = {}
     for info in pkgutil.iter_modules(__path__):
         name = info.name
