@@ -19,8 +19,8 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
