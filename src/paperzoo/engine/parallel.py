@@ -53,7 +53,7 @@ def resolve_jobs(jobs: int | None) -> int:
     """``jobs`` if given, else ``PAPERZOO_JOBS``, else the number of usable cores."""
     if jobs is None:
         jobs = _positive_env("PAPERZOO_JOBS") or available_cores()
-    validate_params({"jobs": [Interval(int, 1, math.inf, closed="left")]}, {"jobs": jobs}, owner="paperzoo")
+    validate_params({"jobs": [Interval(int, 1, math.inf, closed="left")]}, {"jobs": jobs}, owner="resolve_jobs")
     return jobs
 
 
