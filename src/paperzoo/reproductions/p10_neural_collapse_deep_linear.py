@@ -620,9 +620,10 @@ def _ce3_note(entry: dict[str, Any], seeds: list[int]) -> str:
 
 
 def make_figure(result: Result) -> Any:
-    """NC metrics along SGD (imbalanced M = 3), trained vs predicted ||w_k||^2, and the table."""
+    """NC metrics along SGD (imbalanced M = 3), trained vs predicted ||w_k||^2, the table, and every
+    setting's error against the closed form with the tolerance, inside and outside the theorems."""
     extra = result.extra
-    fig, axes = subplots(3, width=5.4)
+    fig, axes = subplots(4, width=5.4)
     ax = axes[0]
     tracks = extra["imb3"]["track"]
     steps = [t[0] for t in tracks[0][:-1]]  # the SGD phase; the last entry is after the L-BFGS polish
@@ -665,4 +666,47 @@ def make_figure(result: Result) -> Any:
     axes[2].set_yscale("log")
     axes[2].set_title("NC2_W to each geometry (imbalanced)")
     axes[2].legend(fontsize=7)
+    _tolerance_panel(axes[3], extra)
     return finish(fig, result, "neural collapse in deep linear networks")
+
+
+#: settings the paper's theorems cover (MSE DL-UFM, any M; balanced CE with M = 2), then those just
+#: outside (balanced CE with M = 3, where no theorem applies; a real network, whose features are not free)
+_INSIDE = ("imb1", "imb3", "imb6", "bal3", "bias3", "collapse2", "ce2")
+_OUTSIDE = ("ce3", "mlp1", "mlp3")
+
+
+def _tolerance_panel(ax: Any, extra: dict[str, Any]) -> None:
+    """Per setting and seed: the largest relative error of the trained model against the closed
+    form (class-wise norms, logits, layer spectra) and the relative objective gap |f - f*| / f*,
+    with the exactness tolerance drawn; the settings outside the theorems are shaded."""
+    keys = [k for k in (*_INSIDE, *_OUTSIDE) if k in extra]
+    for i, key in enumerate(keys):
+        e = extra[key]
+        err = np.maximum(np.asarray(e["max_rel_err"], dtype=float), _FLOOR)
+        gap = np.abs(np.asarray(e["final_loss"], dtype=float) - np.asarray(e["f_star"], dtype=float))
+        gap = np.maximum(gap / np.abs(np.asarray(e["f_star"], dtype=float)), _FLOOR)
+        ax.scatter(
+            np.full(len(err), i - 0.12),
+            err,
+            marker="o",
+            s=18,
+            color="C0",
+            label="closed-form quantities" if i == 0 else None,
+        )
+        ax.scatter(
+            np.full(len(gap), i + 0.12),
+            gap,
+            marker="s",
+            s=18,
+            color="C1",
+            label="objective |f - f*| / f*" if i == 0 else None,
+        )
+    n_in = sum(k in extra for k in _INSIDE)
+    ax.axvspan(n_in - 0.5, len(keys) - 0.5, color="grey", alpha=0.15, label="outside the theorems")
+    ax.axhline(EXACT, color="k", ls="--", lw=0.9, label=f"tolerance {EXACT:g}")
+    ax.set_xticks(range(len(keys)), keys, rotation=45)
+    ax.set_yscale("log")
+    ax.set_ylabel("relative error to the prediction (per seed)")
+    ax.set_title("prediction vs measurement")
+    ax.legend(fontsize=7)
