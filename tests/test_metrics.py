@@ -97,3 +97,24 @@ def test_retrieval_against_a_separate_gallery() -> None:
     assert out["R@1"] == 0.0
     out = metrics.retrieval_metrics(q, torch.tensor([0, 1]), ks=(1,), reference=(gallery, torch.tensor([0, 1, 0])))
     assert out["R@1"] == 1.0
+
+
+def test_multilabel_metrics_golden_and_errors() -> None:
+    from paperzoo.metrics import multilabel_metrics
+
+    t = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    s = np.array([[2.0, -1.0], [0.5, 1.0], [-0.5, 0.2], [-1.0, 3.0]])
+    got = multilabel_metrics(s, t)
+    # class 0: ranking 2.0 (pos), 0.5 (neg), -0.5 (pos), -1.0 (neg): AP = (1 + 2/3) / 2
+    # class 1: ranking 3.0 (neg), 1.0 (pos), 0.2 (pos), -1.0 (neg): AP = (1/2 + 2/3) / 2
+    assert got["mAP"] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 2 + 2 / 3) / 2) / 2)
+    # predictions s > 0: [[1,0],[1,1],[0,1],[0,1]] -> TP 3, FP 2, FN 1
+    assert got["micro-F1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+    with pytest.raises(ValueError, match="multi-hot"):
+        multilabel_metrics(s, t * 2)
+    with pytest.raises(ValueError, match="NaN"):
+        multilabel_metrics(np.full((4, 2), np.nan), t)
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        multilabel_metrics(s[:, 0], t)
+    with pytest.raises(ValueError, match="empty"):
+        multilabel_metrics(s[:0], t[:0])

@@ -1,8 +1,8 @@
 """Evaluation metrics shared by every reproduction.
 
-Classification (accuracy, macro-F1, top-k), retrieval (Recall@k and MAP@R through
-pytorch-metric-learning's ``AccuracyCalculator``, with an exact torch k-NN so faiss is not
-needed), verification (Rank-1, EER), clustering (NMI, ARI) and the GCD clustering accuracy.
+Classification (accuracy, macro-F1, top-k), multi-label (mAP, micro- and macro-F1),
+retrieval (Recall@k and MAP@R through pytorch-metric-learning's ``AccuracyCalculator``, with an
+exact torch k-NN so faiss is not needed), verification (Rank-1, EER), clustering (NMI, ARI) and the GCD clustering accuracy.
 """
 
 from __future__ import annotations
@@ -211,3 +211,37 @@ def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike, old_mask: ArrayLike) 
         return float(correct[mask].mean()) if mask.any() else float("nan")
 
     return {"all": float(correct.mean()), "old": acc(m), "new": acc(~m)}
+
+
+def multilabel_metrics(scores: ArrayLike, targets: ArrayLike, threshold: float = 0.0) -> dict[str, float]:
+    """Multi-label evaluation of ``scores`` (N, C) against multi-hot ``targets`` (N, C).
+
+    ``mAP``: the mean over classes with at least one positive of scikit-learn's
+    ``average_precision_score`` (classes without positives have no defined AP and are left out);
+    ``micro-F1`` and ``macro-F1``: F1 of the predictions ``scores > threshold`` (the default 0 is
+    a probability of 0.5 for logits), pooled over all (sample, class) pairs or averaged over
+    classes (scikit-learn's ``f1_score``, ``zero_division=0``).
+
+    Raises:
+        ValueError: shapes differ or are not 2-D, no rows, NaN scores, or targets outside {0, 1}.
+    """
+    from sklearn.metrics import average_precision_score, f1_score
+
+    s, t = _np(scores).astype(np.float64), _np(targets)
+    if s.ndim != 2 or t.shape != s.shape:
+        raise ValueError(f"scores and targets must both be (N, C), got {s.shape} and {t.shape}")
+    if s.shape[0] == 0:
+        raise ValueError("scores is empty")
+    if np.isnan(s).any():
+        raise ValueError("scores holds NaN")
+    if not np.isin(t, (0, 1)).all():
+        raise ValueError("targets must be multi-hot: every entry 0 or 1")
+    t = t.astype(np.int64)
+    has_pos = t.sum(axis=0) > 0
+    ap = average_precision_score(t[:, has_pos], s[:, has_pos], average=None) if has_pos.any() else np.array([np.nan])
+    pred = (s > threshold).astype(np.int64)
+    return {
+        "mAP": float(np.mean(ap)),
+        "micro-F1": float(f1_score(t, pred, average="micro", zero_division=0)),
+        "macro-F1": float(f1_score(t, pred, average="macro", zero_division=0)),
+    }
