@@ -183,6 +183,24 @@ def check_logits_target(logits: torch.Tensor, target: torch.Tensor, *, min_class
     check_labels(target, b, "target", c)
 
 
+def check_logits_multihot(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    """Multi-label boundary: logits (B, C) float, finite, B >= 1; targets (B, C) of 0s and 1s
+    (any real dtype or bool)."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("logits must be a floating-point torch.Tensor of shape (B, C)")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (B, C), got {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("empty batch: logits has 0 rows")
+    check_finite(logits, "logits")
+    if not isinstance(targets, torch.Tensor) or targets.is_complex():
+        raise TypeError(f"targets must be a real torch.Tensor of shape {tuple(logits.shape)} (multi-hot)")
+    if targets.shape != logits.shape:
+        raise ValueError(f"targets must have the shape of logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
+    if targets.dtype != torch.bool and not bool(((targets == 0) | (targets == 1)).all()):
+        raise ValueError("targets must be multi-hot: every entry 0 or 1")
+
+
 def check_sample_weight(weight: torch.Tensor, n: int) -> None:
     """Per-sample weights: a real (floating or integer) tensor of shape (n,), finite, >= 0."""
     if not isinstance(weight, torch.Tensor) or weight.dtype == torch.bool or weight.is_complex():

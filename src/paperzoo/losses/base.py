@@ -18,12 +18,13 @@ from paperzoo._validation import (
     REDUCTIONS,
     Constraint,
     Options,
+    check_logits_multihot,
     check_logits_target,
     check_sample_weight,
     validate_params,
 )
 
-__all__ = ["ClassificationLoss", "reduce_loss", "upcast_low_precision"]
+__all__ = ["ClassificationLoss", "MultiLabelLoss", "reduce_loss", "upcast_low_precision"]
 
 
 def upcast_low_precision(t: torch.Tensor) -> torch.Tensor:
@@ -114,6 +115,10 @@ class ClassificationLoss(nn.Module, abc.ABC):
         """Check ``params`` against ``_parameter_constraints``, naming this class in errors."""
         validate_params(self._parameter_constraints, params, owner=type(self).__name__)
 
+    @staticmethod
+    def _check_inputs(logits: torch.Tensor, target: torch.Tensor) -> None:
+        check_logits_target(logits, target)
+
     @abc.abstractmethod
     def per_example(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-example losses (B,) of validated ``logits`` (B, C), float32 or float64, and
@@ -121,7 +126,19 @@ class ClassificationLoss(nn.Module, abc.ABC):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """The reduced loss; see the class docstring for shapes, weights and dtypes."""
-        check_logits_target(logits, target)
+        self._check_inputs(logits, target)
         if weight is not None:
             check_sample_weight(weight, logits.shape[0])
         return reduce_loss(self.per_example(upcast_low_precision(logits), target), self.reduction, weight)
+
+
+class MultiLabelLoss(ClassificationLoss):
+    """Base of the multi-label losses: ``forward(logits (B, C), targets (B, C), weight=None)``
+    with multi-hot ``targets`` (0 or 1, any real dtype or bool; for positive-unlabelled data 1 is
+    an observed positive and 0 unknown). Everything else (reduction over the B examples,
+    per-sample weights, precision) is :class:`ClassificationLoss`'s; :meth:`per_example` gets
+    validated ``targets`` of any dtype and returns (B,) losses."""
+
+    @staticmethod
+    def _check_inputs(logits: torch.Tensor, target: torch.Tensor) -> None:
+        check_logits_multihot(logits, target)

@@ -2,6 +2,8 @@
 
 * :func:`check_classification_loss` / :func:`classification_loss_checks`: classification
   losses ``forward(logits (B, C), target (B,), weight=None)`` and their functional form;
+* :func:`check_multilabel_loss` / :func:`multilabel_loss_checks`: multi-label losses
+  ``forward(logits (B, C), targets (B, C) multi-hot, weight=None)``;
 * :func:`check_metric_loss` / :func:`metric_loss_checks`: pytorch-metric-learning-compatible
   metric losses.
 
@@ -21,5 +23,13 @@ from __future__ import annotations
 
 from paperzoo.testing._classification import check_classification_loss, classification_loss_checks
 from paperzoo.testing._metric import check_metric_loss, metric_loss_checks
+from paperzoo.testing._multilabel import check_multilabel_loss, multilabel_loss_checks
 
-__all__ = ["check_classification_loss", "check_metric_loss", "classification_loss_checks", "metric_loss_checks"]
+__all__ = [
+    "check_classification_loss",
+    "check_metric_loss",
+    "check_multilabel_loss",
+    "classification_loss_checks",
+    "metric_loss_checks",
+    "multilabel_loss_checks",
+]

@@ -168,7 +168,21 @@ def classification_loss_checks(
             f"classification_loss_checks needs batch >= 2 and num_classes >= 2, got {batch}, {num_classes}"
         )
     dev = torch.device(device)
-    case = _Case(num_classes, batch, seed, dev)
+    return loss_checks(make_loss, functional, _Case(num_classes, batch, seed, dev), _bad_input_checks, seed, dev)
+
+
+def loss_checks(
+    make_loss: MakeLoss,
+    functional: Functional | None,
+    case: Any,
+    bad_input_checks: Callable[[MakeLoss, Functional | None, Any], list[Check]],
+    seed: int,
+    dev: torch.device,
+) -> list[Check]:
+    """The checks every loss on :class:`~paperzoo.losses.base.ClassificationLoss` shares, on the
+    inputs of ``case`` (``case(dtype) -> (logits, target, weight)``, ``case.permutation()``),
+    after the kind's own ``bad_input_checks``."""
+    batch = case.batch
 
     def make(**kwargs: Any) -> nn.Module:
         return make_loss(**kwargs).to(dev)
@@ -267,7 +281,7 @@ def classification_loss_checks(
                         f"{dtype} logits on {logits.device} gave a loss of {out.dtype} on {out.device} (reduction={r!r})"
                     )
 
-    checks = _bad_input_checks(make, functional, case)
+    checks = bad_input_checks(make, functional, case)
     checks += [("reductions", reductions)]
     if functional is not None:
         checks += [("module_equals_functional", module_equals_functional)]
