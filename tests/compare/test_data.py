@@ -49,15 +49,17 @@ def _bad_files(x: np.ndarray, y: np.ndarray) -> dict[str, tuple[dict[str, Any], 
     return {
         "missing y": ({"x": x}, "missing key 'y', expected (N,) integer labels; keys present: x"),
         "missing x": ({"y": y}, "missing key 'x', expected (N, ...) features"),
-        "y 2-d": ({"x": x, "y": y[:, None]}, "key 'y' must have shape (40,) integer labels"),
-        "lengths differ": ({"x": x, "y": y[:30]}, "key 'y' must have shape (40,) integer labels, one per row of 'x', got shape (30,)"),
-        "float labels": ({"x": x, "y": y.astype(float)}, "key 'y' must hold (40,) integer labels, one per row of 'x', got dtype float64"),
+        "y 3-d": ({"x": x, "y": y[:, None, None]}, "key 'y' must have shape (40,) integer labels (or (40, C) multi-hot)"),
+        "lengths differ": ({"x": x, "y": y[:30]}, "key 'y' must have shape (40,) integer labels (or (40, C) multi-hot), one per row of 'x', got shape (30,)"),
+        "float labels": ({"x": x, "y": y.astype(float)}, "key 'y' must hold (40,) integer labels (or (40, C) multi-hot), one per row of 'x', got dtype float64"),
+        "multi-hot with a 2": ({"x": x, "y": np.stack([y % 2, y % 2 + 2], 1)}, "key 'y' of shape (40, 2) is multi-hot and must hold only 0s and 1s"),
+        "multi-hot y_test single": ({"x": x, "y": np.stack([y % 2, y % 2], 1), "x_test": x, "y_test": y}, "key 'y_test' must have shape (M, 2) multi-hot like 'y', got shape (40,)"),
         "x 1-d": ({"x": x[:, 0, 0], "y": y}, "key 'x' must have shape (N, ...) with at least one row, got shape (40,)"),
         "x with NaN": ({"x": np.where(x > 2, np.nan, x), "y": y}, "key 'x' of shape (N, ...) holds NaN"),
         "x_test alone": ({"x": x, "y": y, "x_test": x}, "missing key 'y_test', expected (M,) integer labels to go with 'x_test'"),
         "y_test alone": ({"x": x, "y": y, "y_test": y}, "missing key 'x_test', expected (M, 2, 3) to go with 'y_test'"),
         "x_test shape": ({"x": x, "y": y, "x_test": x.reshape(40, 6), "y_test": y}, "key 'x_test' must have shape (M, 2, 3) like 'x', got shape (40, 6)"),
-        "y_test length": ({"x": x, "y": y, "x_test": x, "y_test": y[:5]}, "key 'y_test' must have shape (40,) integer labels, one per row of 'x_test'"),
+        "y_test length": ({"x": x, "y": y, "x_test": x, "y_test": y[:5]}, "key 'y_test' must have shape (40,) integer labels (or (40, C) multi-hot), one per row of 'x_test'"),
     }  # fmt: skip
 
 
@@ -89,3 +91,14 @@ def test_a_class_of_one_cannot_be_split(make_npz: Callable[..., Path]) -> None:
     data = load_data(str(make_npz("tiny", x=np.arange(10.0)[:, None], y=np.array([0] * 5 + [1] * 4 + [9]))))
     with pytest.raises(DataError, match="tiny.npz: key 'y': class 9 has 1 sample; .*or give x_test and y_test"):
         stratified_split(data, 0)
+
+
+def test_long_tailed_fashion_mnist() -> None:
+    from paperzoo.data import dataset_status
+
+    if not dataset_status()["fashion-mnist"]:
+        pytest.skip("Fashion-MNIST is not installed")
+    data = load_data("fashion-mnist-lt")
+    counts = np.bincount(data.y)
+    assert counts.tolist() == [6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]
+    assert np.bincount(data.y_test).tolist() == [1000] * 10  # a balanced test set

@@ -21,10 +21,10 @@ def fresh_methods() -> Iterator[None]:
 
 def test_tasks_are_discovered() -> None:
     found = registry.tasks()
-    assert {"classification", "retrieval"} <= set(found)
+    assert {"classification", "multilabel", "retrieval"} <= set(found)
     assert all(isinstance(t, Task) and t.name == name for name, t in found.items())
     assert registry.get_task("retrieval") is found["retrieval"]
-    with pytest.raises(KeyError, match="unknown task 'nope'; tasks: classification, retrieval"):
+    with pytest.raises(KeyError, match="unknown task 'nope'; tasks: classification, multilabel, retrieval"):
         registry.get_task("nope")
 
 

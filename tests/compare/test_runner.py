@@ -106,3 +106,59 @@ def test_what_cannot_run_is_refused() -> None:
         compare("retrieval", "iris", progress=False)
     with pytest.raises(KeyError, match="unknown method ms for task 'classification'; methods: ce, mse, zloss"):
         compare("classification", "iris", ["ce", "ms"], progress=False)
+
+
+def _multihot(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features whose first 4 columns say which of 4 labels are on (plus noise)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 4)) < 0.4).astype(np.int64)
+    x = np.concatenate([2.0 * y + rng.normal(0, 0.5, (n, 4)), rng.normal(size=(n, 4))], axis=1)
+    return x, y
+
+
+def test_multilabel_on_npz(make_npz: Callable[..., Path]) -> None:
+    x, y = _multihot(300, 0)
+    path = make_npz("tags", x=x, y=y)
+    result = compare("multilabel", str(path), ["bce"], seeds=(0, 1), budget=20, jobs=1, progress=False)
+    assert result.table.metrics == ["mAP", "micro-F1", "macro-F1"]
+    assert result.split.startswith("240 training / 60 test samples (a seeded 80/20 split)")
+    assert result.table.mean("bce", "mAP") > 0.9  # the labels are linearly readable
+    with pytest.raises(DataError, match="multi-hot \\(N, C\\); use --task multilabel"):
+        compare("classification", str(path), progress=False)
+    with pytest.raises(DataError, match="multilabel needs multi-hot"):
+        compare("multilabel", "iris", progress=False)
+
+
+def test_noise_flips_training_labels_only() -> None:
+    task, data = get_task("classification"), load_data("digits")
+    clean, noisy = task.split(data, 0, Setting(1, None)), task.split(data, 0, Setting(1, None, 0.4))
+    flipped = float((clean.y_train != noisy.y_train).double().mean())
+    assert 0.35 < flipped < 0.45 and np.array_equal(clean.y_test, noisy.y_test)
+    again = task.split(data, 0, Setting(1, None, 0.4))
+    assert np.array_equal(noisy.y_train, again.y_train)
+    with pytest.raises(ValueError, match="noise rate must lie in \\[0, 1\\)"):
+        Setting(1, None, 1.0)
+
+
+def test_multilabel_noise_hides_positives(make_npz: Callable[..., Path]) -> None:
+    x, y = _multihot(500, 1)
+    data, task = load_data(str(make_npz("tags", x=x, y=y))), get_task("multilabel")
+    clean, noisy = task.split(data, 0, Setting(1, None)), task.split(data, 0, Setting(1, None, 0.5))
+    assert bool((noisy.y_train <= clean.y_train).all())  # positives hidden, none invented
+    kept = float(noisy.y_train.sum() / clean.y_train.sum())
+    assert 0.4 < kept < 0.6 and np.array_equal(clean.y_test, noisy.y_test)
+
+
+def test_noise_is_recorded(tmp_path: Path) -> None:
+    result = compare("classification", "iris", ["ce"], seeds=(0,), budget=1, noise=0.2, jobs=1, progress=False)
+    assert result.budget == "1 epoch, at most 10,000 training samples, label noise 0.2"
+    saved = json.loads(result.write(tmp_path).json_path.read_text())  # type: ignore[union-attr]
+    assert saved["budget"]["noise"] == 0.2 and "other class" in saved["noise"]
+    from rich.console import Console
+
+    console = Console(width=240, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(result.render())
+    assert (
+        "label noise 0.2: each training label is replaced, with probability 0.2, by a uniformly random other class"
+        in (console.export_text())
+    )

@@ -52,6 +52,7 @@ def _listing(task_names: list[str]) -> Any:
             Text(
                 f"budget: {task.default_budget} {task.budget_unit} (--{task.budget_unit}); a method builds {task.component}"
             ),
+            Text(f"--noise r: {task.noise}"),
         ]
     data = Table(title="data (--data)", title_justify="left")
     data.add_column("name")
@@ -60,8 +61,8 @@ def _listing(task_names: list[str]) -> Any:
         data.add_row(name, description)
     data.add_row(
         "PATH.npz",
-        "your data: x (N, ...) features, y (N,) integer labels; optional x_test, y_test (else a seeded stratified "
-        "80/20 split)",
+        "your data: x (N, ...) features, y (N,) integer labels or (N, C) multi-hot; optional x_test, y_test (else a "
+        "seeded 80/20 split)",
     )
     return Group(*parts, data)
 
@@ -74,6 +75,9 @@ def compare_command(
     jobs: int | None = typer.Option(None, "--jobs", min=1, help="Worker processes (default: the usable cores)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs (tasks budgeted in epochs)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps (tasks budgeted in steps)."),
+    noise: float = typer.Option(
+        0.0, "--noise", min=0.0, max=0.99, help="Label noise rate of the training labels (see --list per task)."
+    ),
     max_train: int = typer.Option(
         DEFAULT_MAX_TRAIN, "--max-train", min=0, help="At most this many training samples; 0: all."
     ),
@@ -114,6 +118,7 @@ def compare_command(
             seeds=range(seeds),
             budget=epochs if the_task.budget_unit == "epochs" else steps,
             max_train=max_train or None,
+            noise=noise,
             jobs=jobs,
             progress=not no_progress,
         )

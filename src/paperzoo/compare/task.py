@@ -22,7 +22,7 @@ from paperzoo.compare.data import Data
 from paperzoo.engine import TrainConfig, fit, seed_everything
 from paperzoo.papers import Method
 
-__all__ = ["Setting", "Split", "Standardize", "Task", "build_component", "count", "outputs", "train"]
+__all__ = ["Setting", "Split", "Standardize", "Task", "build_component", "count", "noisy_labels", "outputs", "train"]
 
 
 def count(n: int, unit: str) -> str:
@@ -33,12 +33,17 @@ def count(n: int, unit: str) -> str:
 @dataclass(frozen=True)
 class Setting:
     """The budget shared by every unit: ``budget`` epochs or steps (the task's
-    :attr:`Task.budget_unit`) on at most ``max_train`` training samples (None: all)."""
+    :attr:`Task.budget_unit`) on at most ``max_train`` training samples (None: all), with
+    ``noise`` the rate of label noise in the training labels (the task's :attr:`Task.noise`
+    says what that means; the evaluation labels stay clean)."""
 
     budget: int
     max_train: int | None
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.noise, bool) or not isinstance(self.noise, int | float) or not 0.0 <= self.noise < 1.0:
+            raise ValueError(f"the label noise rate must lie in [0, 1), got {self.noise!r}")
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
             raise ValueError(f"the budget must be a positive int, got {self.budget!r}")
         if self.max_train is not None and (
@@ -70,6 +75,8 @@ class Task(ABC):
     #: What a method's factory must build, for listings and error messages.
     component: ClassVar[str]
     budget_unit: ClassVar[Literal["epochs", "steps"]]
+    #: What ``--noise r`` does to the training labels, in words.
+    noise: ClassVar[str] = "each training label is replaced, with probability r, by a uniformly random other class"
     default_budget: ClassVar[int]
     baselines: ClassVar[tuple[Method, ...]]
 
@@ -109,6 +116,17 @@ class Task(ABC):
         component = build_component(method)
         self.train(model, component, split, seed, setting)
         return self.evaluate(model, split, self.metrics(data))
+
+
+def noisy_labels(y: torch.Tensor, setting: Setting, num_classes: int, seed: int) -> torch.Tensor:
+    """``y`` (N,) with symmetric label noise at ``setting.noise`` (each label flipped with that
+    probability to a uniformly random other class, drawn from ``seed``); ``y`` itself at 0."""
+    if setting.noise == 0.0:
+        return y
+    from paperzoo.data import label_noise
+
+    noisy, _ = label_noise(y.numpy(), setting.noise, n_classes=num_classes, seed=seed)
+    return torch.from_numpy(noisy)
 
 
 def build_component(method: Method) -> nn.Module:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from paperzoo.compare.data import Data, DataError, stratified_split, subsample
-from paperzoo.compare.task import Setting, Split, Standardize, Task, count, outputs, train
+from paperzoo.compare.task import Setting, Split, Standardize, Task, count, noisy_labels, outputs, train
 from paperzoo.engine import make_loader
 from paperzoo.metrics import macro_f1, top_k_accuracy
 from paperzoo.models import MLP
@@ -52,6 +52,8 @@ class ClassificationTask(Task):
         return ["top-1", "macro-F1", *(["top-3"] if data.num_classes >= 5 else [])]
 
     def check(self, data: Data) -> None:
+        if data.multilabel:
+            raise DataError(f"{data.origin}: key 'y' is multi-hot (N, C); use --task multilabel")
         if data.num_classes < 2:
             raise DataError(f"{data.origin}: key 'y' holds {data.num_classes} class; classification needs at least 2")
         if not data.has_test:
@@ -67,7 +69,7 @@ class ClassificationTask(Task):
         train_idx = subsample(train_idx, setting.max_train, np.random.default_rng(seed))
         return Split(
             torch.from_numpy(data.x[train_idx]),
-            torch.from_numpy(data.y[train_idx]),
+            noisy_labels(torch.from_numpy(data.y[train_idx]), setting, data.num_classes, seed),
             torch.from_numpy(np.ascontiguousarray(x_test)),
             torch.from_numpy(np.ascontiguousarray(y_test)),
             data.num_classes,

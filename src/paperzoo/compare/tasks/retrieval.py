@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from paperzoo.compare.data import Data, DataError, subsample
-from paperzoo.compare.task import Setting, Split, Standardize, Task, count, outputs, train
+from paperzoo.compare.task import Setting, Split, Standardize, Task, count, noisy_labels, outputs, train
 from paperzoo.data import held_out_class_split, m_per_class_sampler
 from paperzoo.engine import make_loader
 from paperzoo.metrics import retrieval_metrics
@@ -84,6 +84,8 @@ class RetrievalTask(Task):
         return ["R@1", "MAP@R"]
 
     def check(self, data: Data) -> None:
+        if data.multilabel:
+            raise DataError(f"{data.origin}: key 'y' is multi-hot (N, C); use --task multilabel")
         if data.num_classes < 4:
             raise DataError(
                 f"{data.origin}: key 'y' holds {data.num_classes} classes; retrieval needs at least 4 "
@@ -99,7 +101,7 @@ class RetrievalTask(Task):
         x_eval, y_eval = _rows(data, subsample(eval_idx, self.max_eval, rng))
         return Split(
             torch.from_numpy(x_train),
-            torch.from_numpy(y_train),
+            noisy_labels(torch.from_numpy(y_train), setting, k, seed),
             torch.from_numpy(x_eval),
             torch.from_numpy(y_eval),
             data.num_classes,
