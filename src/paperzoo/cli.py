@@ -158,7 +158,7 @@ def docs(check: bool = typer.Option(False, "--check", help="Exit 1 if a generate
 
 @bench_app.command("losses")
 def bench_losses(
-    sizes: str = typer.Option("128,512,2048", help="Comma-separated batch sizes."),
+    sizes: str = typer.Option("128,512,2048,4096", help="Comma-separated batch sizes."),
     repeats: int = typer.Option(10, min=1, help="Timed repetitions per measurement."),
     out: Path = typer.Option(Path("results/bench/losses.json"), "--out", help="JSON output path."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

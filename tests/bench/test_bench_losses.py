@@ -19,7 +19,7 @@ def test_registry_covers_every_loss_with_its_reference() -> None:
     assert ms.reference is not None and "PML" in (ms.reference_name or "")
     assert ms.target_ratio == 0.7 and ms.target_min_batch == 512
     for entry in bench.LOSSES:
-        assert entry.kind in ("metric", "classification")
+        assert entry.kind in ("metric", "classification", "multilabel")
         x, y = entry.make_inputs(8, torch.Generator().manual_seed(0))
         leaf = x.clone().requires_grad_(True)
         for build in (entry.ours, entry.floor, *([entry.reference] if entry.reference else [])):
@@ -55,7 +55,7 @@ def test_tiny_run_writes_the_report(tmp_path: Path) -> None:
                 )
             else:
                 assert row["ratios"]["ours/reference"] is None
-            assert "meets_target" not in row  # batch sizes below the target's range
+            assert "meets_target" not in row and "meets_floor_target" not in row  # below the targets' range
     console = Console(record=True, width=200)
     console.print(bench.format_report(report))
     text = console.export_text()
@@ -86,3 +86,26 @@ def test_ms_is_at_most_0_7x_pml_at_512_and_2048() -> None:
     for row in ms["results"]:
         assert row["meets_target"], row
         assert row["ratios"]["ours/reference"] <= 0.7
+
+
+def test_floor_target_is_judged_from_4096() -> None:
+    z = next(e for e in bench.LOSSES if e.name == "ZLoss")
+    assert z.floor_target == 2.0
+    entry = bench._bench_entry(z, (bench.FLOOR_TARGET_BATCH,), repeats=1, seed=0)
+    (row,) = entry["results"]
+    assert row["meets_floor_target"] == (row["time_ms"]["ours"] <= 2.0 * row["time_ms"]["floor"])
+    assert entry["floor_target"] == {"ours/floor_at_most": 2.0, "from_batch_size": 4096}
+
+
+def test_multilabel_inputs_are_multi_hot() -> None:
+    logits, targets = bench._multilabel_inputs(512, torch.Generator().manual_seed(0))
+    assert logits.shape == targets.shape == (512, bench.NUM_CLASSES)
+    assert set(targets.unique().tolist()) <= {0.0, 1.0} and 4.0 < float(targets.sum(1).mean()) < 6.0
+
+
+@pytest.mark.slow
+def test_per_sample_losses_meet_their_floor_targets() -> None:
+    report = bench.run(batch_sizes=(bench.FLOOR_TARGET_BATCH,), repeats=5)
+    for entry in report["losses"]:
+        for row in entry["results"]:
+            assert row.get("meets_floor_target", True), (entry["name"], row["ratios"])

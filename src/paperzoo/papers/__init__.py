@@ -49,10 +49,13 @@ class LossBench:
 
     ``ours`` and ``reference`` are ``"module:factory"`` paths of zero-argument callables
     returning a ``loss(x, y) -> scalar`` (a loss class with its defaults qualifies);
-    ``kind`` is ``"classification"`` (logits (B, 1000), floor ``F.cross_entropy``) or
-    ``"metric"`` (embeddings (B, 128), 4 per class, floor: normalised B x B matmul +
-    logsumexp). ``target_ratio``: our time must be at most this fraction of the reference's
-    from batch ``target_min_batch`` on.
+    ``kind`` is ``"classification"`` (logits (B, 1000), floor ``F.cross_entropy``),
+    ``"multilabel"`` (logits (B, 1000) and multi-hot targets with 5 positives per row on average,
+    floor ``F.binary_cross_entropy_with_logits``) or ``"metric"`` (embeddings (B, 128), 4 per
+    class, floor: normalised B x B matmul + logsumexp). ``target_ratio``: our time must be at
+    most this fraction of the reference's from batch ``target_min_batch`` on; ``floor_target``:
+    at most this multiple of the floor's at B >= 4096 (e.g. 2 for a per-sample classification
+    loss, 3 for a batch-level metric surrogate).
     """
 
     name: str
@@ -62,6 +65,7 @@ class LossBench:
     reference_name: str | None = None
     target_ratio: float | None = None
     target_min_batch: int = 0
+    floor_target: float | None = None
     notes: str = ""
 
 

@@ -39,5 +39,13 @@ assert torch.allclose(loss, ZLoss()(3 * logits - 5, target), atol=1e-5)
             "Z-loss with the toolkit default (a, b) = (1, 1)",
         ),
     ),
-    bench=(LossBench("ZLoss", "classification", "paperzoo.losses:ZLoss", notes="paper 05; no library implements it"),),
+    bench=(
+        LossBench(
+            "ZLoss",
+            "classification",
+            "paperzoo.losses:ZLoss",
+            floor_target=2.0,
+            notes="paper 05; no library implements it",
+        ),
+    ),
 )
