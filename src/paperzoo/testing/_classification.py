@@ -76,16 +76,6 @@ def _bad_input_checks(make: MakeLoss, functional: Functional | None, case: _Case
         "empty_batch": (logits[:0], target[:0]),
     }
 
-    def tensor_check(x: torch.Tensor, t: torch.Tensor) -> None:
-        expected = reference_error(partial(check_logits_target, x, t))
-        assert_raises_like(partial(make(), x, t), expected)
-        if functional is not None:
-            assert_raises_like(partial(functional, x, t), expected)
-
-    def weight_check(w: torch.Tensor) -> None:
-        expected = reference_error(partial(check_sample_weight, w, b))
-        assert_raises_like(partial(make(), logits, target, w), expected)
-
     def zero_weights() -> None:
         expected = reference_error(partial(reduce_loss, torch.ones(b), "mean", torch.zeros(b)))
         assert_raises_like(partial(make(reduction="mean"), logits, target, torch.zeros_like(weight)), expected)
@@ -99,14 +89,39 @@ def _bad_input_checks(make: MakeLoss, functional: Functional | None, case: _Case
         if functional is not None:
             assert_raises_like(partial(functional, logits, target, **params), expected, any_owner=True)
 
+    checks = input_checks(make, functional, check_logits_target, tensor_cases, (logits, target, weight))
+    checks += [("bad_input[weight_all_zero_mean]", zero_weights), ("bad_input[reduction]", bad_reduction)]
+    return checks
+
+
+def input_checks(
+    make: MakeLoss,
+    functional: Functional | None,
+    boundary: Callable[[torch.Tensor, torch.Tensor], None],
+    cases: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    valid: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> list[Check]:
+    """``bad_input[name]`` for each ``(logits, target)`` of ``cases``: the loss (and the
+    functional) raise what ``boundary`` raises for it; then weights of the wrong shape and a
+    negative weight beside the ``valid`` inputs raise what ``check_sample_weight`` raises."""
+    logits, target, weight = valid
+
+    def tensor_check(x: torch.Tensor, t: torch.Tensor) -> None:
+        expected = reference_error(partial(boundary, x, t))
+        assert_raises_like(partial(make(), x, t), expected)
+        if functional is not None:
+            assert_raises_like(partial(functional, x, t), expected)
+
+    def weight_check(w: torch.Tensor) -> None:
+        expected = reference_error(partial(check_sample_weight, w, logits.shape[0]))
+        assert_raises_like(partial(make(), logits, target, w), expected)
+
     negative_weight = weight.clone()
     negative_weight[1] = -0.5
-    checks: list[Check] = [(f"bad_input[{name}]", partial(tensor_check, *xt)) for name, xt in tensor_cases.items()]
+    checks: list[Check] = [(f"bad_input[{name}]", partial(tensor_check, *xt)) for name, xt in cases.items()]
     checks += [
         ("bad_input[weight_wrong_shape]", partial(weight_check, weight[:-1])),
         ("bad_input[weight_negative]", partial(weight_check, negative_weight)),
-        ("bad_input[weight_all_zero_mean]", zero_weights),
-        ("bad_input[reduction]", bad_reduction),
     ]
     return checks
 

@@ -3,13 +3,11 @@ with multi-hot targets, on :class:`~paperzoo.losses.base.MultiLabelLoss`)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
-from paperzoo._validation import check_logits_multihot, check_sample_weight
-from paperzoo.testing._classification import Functional, MakeLoss, loss_checks
-from paperzoo.testing._common import Check, assert_raises_like, reference_error, run_checks
+from paperzoo._validation import check_logits_multihot
+from paperzoo.testing._classification import Functional, MakeLoss, input_checks, loss_checks
+from paperzoo.testing._common import Check, run_checks
 
 __all__ = ["check_multilabel_loss", "multilabel_loss_checks"]
 
@@ -39,7 +37,6 @@ class _Case:
 
 def _bad_input_checks(make: MakeLoss, functional: Functional | None, case: _Case) -> list[Check]:
     logits, targets, weight = case(torch.float32)
-    b = logits.shape[0]
     nan = logits.clone()
     nan[0, 0] = float("nan")
     two, minus = targets.clone(), targets.clone()
@@ -56,24 +53,7 @@ def _bad_input_checks(make: MakeLoss, functional: Functional | None, case: _Case
         "empty_batch": (logits[:0], targets[:0]),
     }
 
-    def tensor_check(x: torch.Tensor, t: torch.Tensor) -> None:
-        expected = reference_error(partial(check_logits_multihot, x, t))
-        assert_raises_like(partial(make(), x, t), expected)
-        if functional is not None:
-            assert_raises_like(partial(functional, x, t), expected)
-
-    def weight_check(w: torch.Tensor) -> None:
-        expected = reference_error(partial(check_sample_weight, w, b))
-        assert_raises_like(partial(make(), logits, targets, w), expected)
-
-    negative = weight.clone()
-    negative[1] = -0.5
-    checks: list[Check] = [(f"bad_input[{name}]", partial(tensor_check, *xt)) for name, xt in cases.items()]
-    checks += [
-        ("bad_input[weight_wrong_shape]", partial(weight_check, weight[:-1])),
-        ("bad_input[weight_negative]", partial(weight_check, negative)),
-    ]
-    return checks
+    return input_checks(make, functional, check_logits_multihot, cases, (logits, targets, weight))
 
 
 def multilabel_loss_checks(
