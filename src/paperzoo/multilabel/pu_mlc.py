@@ -66,7 +66,7 @@ def hide_positives(target: np.ndarray | torch.Tensor, rate: float, rng: np.rando
     """The positive-only protocol with missing positives: of the true multi-hot labels
     ``target`` (N, C), keep each positive with probability ``1 - rate`` and set it to 0
     (unknown) otherwise; every other entry is 0 (unknown) too. Returns int64 (N, C) observed
-    positives. (The spec's ``inject_missing_positives``.)"""
+    positives."""
     t = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target)
     if t.ndim != 2 or not np.isin(t, (0, 1)).all():
         raise ValueError("target must be a (N, C) multi-hot array of 0s and 1s")

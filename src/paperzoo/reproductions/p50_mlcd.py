@@ -6,7 +6,7 @@ image its l = 8 nearest centres as positive labels and trains a ViT with the fac
 multi-label loss (:class:`paperzoo.losses.MLCDLoss`), negatives subsampled (r = 0.1). Its
 representation beats single-label cluster discrimination (UNICOM) and CLIP in linear probes, MLCD
 beats the pairwise MLC loss, and an intermediate l is best. The scaled-down test (the small
-proxy the spec describes):
+proxy):
 
 * data: scikit-learn's 8x8 digits, a stratified 60/40 split per seed;
 * clustering (per seed, training images only): the "off-the-shelf embedding" is a 16-d PCA of the
