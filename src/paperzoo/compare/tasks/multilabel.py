@@ -25,18 +25,10 @@ from paperzoo.compare.task import Setting, Split, Standardize, Task, count, outp
 from paperzoo.engine import make_loader
 from paperzoo.metrics import multilabel_metrics
 from paperzoo.models import MLP
+from paperzoo.multilabel.pu_mlc import hide_positives
 from paperzoo.papers import Method
 
 __all__ = ["TASK", "MultiLabelTask"]
-
-
-def hide_positives(targets: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
-    """``targets`` (N, C) multi-hot with each 1 turned into 0 with probability ``rate`` (drawn
-    from ``seed``); ``targets`` itself at 0."""
-    if rate == 0.0:
-        return targets
-    hide = np.random.default_rng(seed).random(tuple(targets.shape)) < rate
-    return targets.masked_fill(torch.from_numpy(hide), 0)
 
 
 class MultiLabelTask(Task):
@@ -84,7 +76,9 @@ class MultiLabelTask(Task):
             train_idx, test_idx = np.sort(order[:cut]), np.sort(order[cut:])
             x_test, y_test, how = data.x[test_idx], data.y[test_idx], "a seeded 80/20 split"
         train_idx = subsample(train_idx, setting.max_train, rng)
-        y_train = hide_positives(torch.from_numpy(data.y[train_idx]), setting.noise, seed)
+        y_train = torch.from_numpy(data.y[train_idx])
+        if setting.noise:
+            y_train = torch.from_numpy(hide_positives(y_train, setting.noise, np.random.default_rng(seed)))
         return Split(
             torch.from_numpy(data.x[train_idx]),
             y_train,
