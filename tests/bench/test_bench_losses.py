@@ -19,7 +19,7 @@ def test_registry_covers_every_loss_with_its_reference() -> None:
     assert ms.reference is not None and "PML" in (ms.reference_name or "")
     assert ms.target_ratio == 0.7 and ms.target_min_batch == 512
     for entry in bench.LOSSES:
-        assert entry.kind in ("metric", "classification", "multilabel")
+        assert entry.kind in ("metric", "classification", "multilabel", "distillation")
         x, y = entry.make_inputs(8, torch.Generator().manual_seed(0))
         leaf = x.clone().requires_grad_(True)
         for build in (entry.ours, entry.floor, *([entry.reference] if entry.reference else [])):

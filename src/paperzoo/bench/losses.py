@@ -115,6 +115,11 @@ def _multilabel_inputs(batch_size: int, gen: torch.Generator) -> tuple[torch.Ten
     return logits, (torch.rand(batch_size, NUM_CLASSES, generator=gen) < MULTILABEL_RATE).float()
 
 
+def _distillation_inputs(batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian student logits (B, 1000) and teacher logits (B, 1000) (the target)."""
+    return torch.randn(batch_size, NUM_CLASSES, generator=gen), torch.randn(batch_size, NUM_CLASSES, generator=gen)
+
+
 def _metric_floor() -> LossFn:
     def floor(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = F.normalize(emb, dim=1)
@@ -131,6 +136,13 @@ def _bce_floor() -> LossFn:
     return F.binary_cross_entropy_with_logits
 
 
+def _soft_ce_floor() -> LossFn:
+    def floor(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(student, teacher.softmax(dim=1))
+
+    return floor
+
+
 #: kind -> (inputs, floor, the floor's name)
 _KINDS: dict[
     str, tuple[Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]], Callable[[], LossFn], str]
@@ -138,6 +150,7 @@ _KINDS: dict[
     "metric": (_metric_inputs, _metric_floor, "normalised BxB matmul + logsumexp"),
     "classification": (_classification_inputs, _ce_floor, "F.cross_entropy"),
     "multilabel": (_multilabel_inputs, _bce_floor, "F.binary_cross_entropy_with_logits"),
+    "distillation": (_distillation_inputs, _soft_ce_floor, "F.cross_entropy to the teacher's softmax"),
 }
 
 

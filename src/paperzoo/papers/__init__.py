@@ -51,7 +51,8 @@ class LossBench:
     returning a ``loss(x, y) -> scalar`` (a loss class with its defaults qualifies);
     ``kind`` is ``"classification"`` (logits (B, 1000), floor ``F.cross_entropy``),
     ``"multilabel"`` (logits (B, 1000) and multi-hot targets with 5 positives per row on average,
-    floor ``F.binary_cross_entropy_with_logits``) or ``"metric"`` (embeddings (B, 128), 4 per
+    floor ``F.binary_cross_entropy_with_logits``), ``"distillation"`` (student and teacher logits
+    (B, 1000), floor ``F.cross_entropy`` to the teacher's softmax) or ``"metric"`` (embeddings (B, 128), 4 per
     class, floor: normalised B x B matmul + logsumexp). ``target_ratio``: our time must be at
     most this fraction of the reference's from batch ``target_min_batch`` on; ``floor_target``:
     at most this multiple of the floor's at B >= 4096 (e.g. 2 for a per-sample classification

@@ -1,6 +1,6 @@
 """Record of paper 25, Dual-Head Knowledge Distillation (Yang et al., KDD 2025)."""
 
-from paperzoo.papers import Record
+from paperzoo.papers import LossBench, Record
 
 RECORD = Record(
     number=25,
@@ -51,5 +51,22 @@ assert torch.allclose(binary_kl_norm(logits + 3, logits.detach() + 3), torch.zer
         "par with or slightly above KD, DKD, DIST and other logit methods (gains mostly +0.1-0.2% top-1); ablation: "
         "CE + BinaryKL on one head is worse than either loss alone, moving BinaryKL to an auxiliary head recovers "
         "and exceeds both (exact numbers unconfirmed)"
+    ),
+    bench=(
+        LossBench(
+            "BinaryKLNormLoss",
+            "distillation",
+            "paperzoo.training.distillation:BinaryKLNormLoss",
+            reference="paperzoo.training.distillation:_bench_reference",
+            reference_name="the official sigmoid / clamped-KL form, written naively",
+            floor_target=2.0,
+            notes="paper 25; log-cosh form with a hand-written backward",
+        ),
+        LossBench(
+            "HintonKDLoss",
+            "distillation",
+            "paperzoo.training.distillation:HintonKDLoss",
+            notes="paper 25's baseline (Hinton et al., 2015), T = 4",
+        ),
     ),
 )

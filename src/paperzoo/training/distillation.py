@@ -40,7 +40,7 @@ The student with its two heads is :class:`paperzoo.models.dual_head.DualHeadClas
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -567,3 +567,8 @@ class HintonKDObjective(_Objective):
         kd = self.alpha * hinton_kd(z, t, self.temperature)
         self.last = {"ce": float(ce.detach()), "kd": float(kd.detach()), "total": float((ce + kd).detach())}
         return ce + kd
+
+
+def _bench_reference() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The benchmark's reference: the naive official BinaryKL-Norm form."""
+    return _reference_binary_kl_norm
