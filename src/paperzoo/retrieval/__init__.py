@@ -1,0 +1,1 @@
+"""Retrieval-time components: exact k-NN search and re-ranking."""
