@@ -38,7 +38,8 @@ def test_show_prints_the_recorded_results_table() -> None:
 
 
 def test_reproduce_unknown_paper_budget_or_record() -> None:
-    res = runner.invoke(app, ["reproduce", "52"])
+    planned = catalog.select(status="planned")[0].number  # a paper without a reproduction yet
+    res = runner.invoke(app, ["reproduce", str(planned)])
     assert res.exit_code == 2 and "no reproduction" in res.output
     res = runner.invoke(app, ["reproduce", "28", "--budget", "huge", "--jobs", "1"])
     assert res.exit_code == 2 and "no budget 'huge'" in res.output
