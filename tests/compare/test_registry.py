@@ -24,7 +24,7 @@ def test_tasks_are_discovered() -> None:
     assert {"classification", "multilabel", "retrieval"} <= set(found)
     assert all(isinstance(t, Task) and t.name == name for name, t in found.items())
     assert registry.get_task("retrieval") is found["retrieval"]
-    with pytest.raises(KeyError, match="unknown task 'nope'; tasks: classification, multilabel, retrieval"):
+    with pytest.raises(KeyError, match="unknown task 'nope'; tasks: classification, fewshot, multilabel, retrieval"):
         registry.get_task("nope")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from paperzoo.compare import DataError, compare, get_task, load_data
 from paperzoo.compare.task import Setting
@@ -164,3 +165,31 @@ def test_noise_is_recorded(tmp_path: Path) -> None:
         "label noise 0.2: each training label is replaced, with probability 0.2, by a uniformly random other class"
         in (console.export_text())
     )
+
+
+def test_episode_accuracy_is_exact_on_separated_embeddings() -> None:
+    from paperzoo.compare.tasks.fewshot import episode_accuracies
+
+    labels = torch.arange(8).repeat_interleave(20)
+    emb = torch.nn.functional.one_hot(labels, 8).double() + 0.01 * torch.randn(
+        160, 8, generator=torch.Generator().manual_seed(0)
+    )
+    acc = episode_accuracies(emb, labels, n_way=5, k_shot=1, n_query=15, episodes=50, seed=0)
+    assert acc.shape == (50,) and (acc == 1.0).all()
+    chance = episode_accuracies(
+        torch.randn(160, 8, generator=torch.Generator().manual_seed(1)), labels, 5, 1, 15, 200, 0
+    )
+    assert 0.1 < chance.mean() < 0.3  # 1 / 5 by chance
+
+
+def test_fewshot_task_runs_the_retrieval_methods() -> None:
+    from paperzoo.compare.registry import methods_of
+
+    assert set(methods_of("retrieval")) <= set(methods_of("fewshot"))
+    result = compare("fewshot", "digits", ["contrastive"], seeds=(0,), budget=20, jobs=1, progress=False)
+    assert result.table.metrics == ["5-way 1-shot", "5-way 1-shot CI95", "5-way 5-shot", "5-way 5-shot CI95"]
+    assert 0.2 < result.table.mean("contrastive", "5-way 5-shot") <= 1.0
+    assert 0.0 < result.table.mean("contrastive", "5-way 1-shot CI95") < 0.05
+    assert "episode samples of classes 5-9" in result.split
+    with pytest.raises(DataError, match="5-way episodes need at least 5 unseen classes"):
+        compare("fewshot", "iris", progress=False)

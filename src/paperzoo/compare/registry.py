@@ -1,6 +1,7 @@
 """Discovery: the tasks (modules of :mod:`paperzoo.compare.tasks`) and the methods of each task
-(its built-in baselines, then every :class:`~paperzoo.papers.Method` for that task in the paper
-records, in paper order). Later papers add methods by listing them in their record only."""
+(its built-in baselines, then every :class:`~paperzoo.papers.Method` for that task, or for a task
+it names in ``shares_methods_of``, in the paper records, in paper order). Later papers add
+methods by listing them in their record only."""
 
 from __future__ import annotations
 
@@ -65,12 +66,13 @@ def methods_of(task_name: str) -> dict[str, TaskMethod]:
         ValueError: two methods of the task share a name.
     """
     task = get_task(task_name)
+    shared = (task_name, *getattr(task, "shares_methods_of", ()))
     entries = [TaskMethod(m, "baseline") for m in task.baselines]
     entries += [
         TaskMethod(m, f"paper {number:02d}")
         for number, record in records().items()
         for m in record.methods
-        if m.task == task_name
+        if m.task in shared
     ]
     out: dict[str, TaskMethod] = {}
     for entry in entries:
