@@ -31,7 +31,8 @@ def test_show_prints_the_recorded_results_table() -> None:
     result = catalog.get(28).result
     assert result is not None
     assert f"Verdict: {result['verdict']}" in res.output and "contrastive (baseline)" in res.output
-    res = runner.invoke(app, ["show", "1"])
+    planned = next(p.number for p in catalog.select(status="planned") if p.number > 0)
+    res = runner.invoke(app, ["show", str(planned)])
     assert res.exit_code == 0 and "Not implemented yet" in res.output
     res = runner.invoke(app, ["show", "99"])
     assert res.exit_code == 2 and "no paper number 99" in res.output
