@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from paperzoo.compare import registry
-from paperzoo.compare.task import Task, build_component
+from paperzoo.compare.task import Split, Task, build_component
 from paperzoo.papers import Method, Record
 
 
@@ -39,9 +40,10 @@ def test_methods_are_baselines_then_the_records() -> None:
 
 
 def test_every_method_builds_a_module() -> None:
-    for name in registry.tasks():
+    for name, task in registry.tasks().items():
+        split = Split(torch.zeros(4, 3), torch.tensor([0, 1, 2, 1]), torch.zeros(2, 3), torch.tensor([0, 1]), 3, "")
         for entry in registry.methods_of(name).values():
-            assert callable(build_component(entry.method))
+            assert callable(build_component(entry.method, task.component_context(split)))
 
 
 def test_a_new_record_adds_a_method(monkeypatch: pytest.MonkeyPatch, fresh_methods: None) -> None:

@@ -193,3 +193,18 @@ def test_fewshot_task_runs_the_retrieval_methods() -> None:
     assert "episode samples of classes 5-9" in result.split
     with pytest.raises(DataError, match="5-way episodes need at least 5 unseen classes"):
         compare("fewshot", "iris", progress=False)
+
+
+def test_proxy_losses_get_the_training_class_count() -> None:
+    from paperzoo.compare.task import build_component
+    from paperzoo.papers import Method
+
+    method = Method("arc", "retrieval", "pytorch_metric_learning.losses:ArcFaceLoss", {"scale": 16.0})
+    loss = build_component(method, {"num_classes": 5, "embedding_size": 64, "unused": 1})
+    assert tuple(loss.W.shape) == (64, 5) and loss.scale == 16.0
+    fixed = Method(
+        "arc", "retrieval", "pytorch_metric_learning.losses:ArcFaceLoss", {"num_classes": 7, "embedding_size": 64}
+    )
+    assert build_component(fixed, {"num_classes": 5, "embedding_size": 64}).W.shape[1] == 7  # kwargs win
+    result = compare("retrieval", "digits", ["unpg-arcface", "madacos"], seeds=(0,), budget=5, jobs=1, progress=False)
+    assert _in_unit_interval(result.table.to_dict())

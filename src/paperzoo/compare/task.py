@@ -10,7 +10,7 @@ initialisation depends on the seed only), build the method's component, train, e
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -108,12 +108,16 @@ class Task(ABC):
     def protocol(self, setting: Setting) -> str:
         """One sentence: model, optimiser, batches and budget."""
 
+    def component_context(self, split: Split) -> dict[str, Any]:
+        """What a method's factory may take by name from the task (see :func:`build_component`)."""
+        return {}
+
     def run(self, method: Method, seed: int, data: Data, setting: Setting) -> dict[str, float]:
         """One unit: ``method`` trained and evaluated on ``seed``'s split, from ``seed``'s initialisation."""
         seed_everything(seed)
         split = self.split(data, seed, setting)
         model = self.build_model(split)  # before the component, whose construction may draw numbers
-        component = build_component(method)
+        component = build_component(method, self.component_context(split))
         self.train(model, component, split, seed, setting)
         return self.evaluate(model, split, self.metrics(data))
 
@@ -129,11 +133,23 @@ def noisy_labels(y: torch.Tensor, setting: Setting, num_classes: int, seed: int)
     return torch.from_numpy(noisy)
 
 
-def build_component(method: Method) -> nn.Module:
-    """Call ``method.factory`` (``"module:attribute"``) with ``method.kwargs``."""
+def build_component(method: Method, context: Mapping[str, Any] | None = None) -> nn.Module:
+    """Call ``method.factory`` (``"module:attribute"``) with ``method.kwargs``, plus each entry of
+    ``context`` (what the task knows, e.g. ``num_classes``) that the factory takes by name and
+    the kwargs do not set: a loss with one proxy per class gets the training set's class count."""
+    import inspect
+
     from paperzoo.catalog import resolve
 
-    component: Any = resolve(method.factory)(**method.kwargs)
+    factory = resolve(method.factory)
+    kwargs = dict(method.kwargs)
+    if context:
+        try:
+            accepted = inspect.signature(factory).parameters  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # a builtin without a signature
+            accepted = {}
+        kwargs.update({k: v for k, v in context.items() if k in accepted and k not in kwargs})
+    component: Any = factory(**kwargs)  # type: ignore[operator]
     if not isinstance(component, nn.Module):
         raise TypeError(
             f"method {method.name!r}: {method.factory} built a {type(component).__name__}, not an nn.Module"

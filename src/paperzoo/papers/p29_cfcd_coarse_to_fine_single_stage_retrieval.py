@@ -36,9 +36,8 @@ logits, s, m = madacos_logits(torch.rand(8, 5) * 2 - 1, torch.arange(8) % 5)
             "madacos",
             "retrieval",
             "paperzoo.losses:MadaCosLoss",
-            {"num_classes": 1000, "embedding_size": 64},
-            "MadaCos adaptive-scale, adaptive-margin cosine softmax head (rho=0.02; 1000 class proxies, an upper "
-            "bound: the task does not pass its number of training classes)",
+            {},
+            "MadaCos adaptive-scale, adaptive-margin cosine softmax head (rho=0.02; one proxy per training class)",
         ),
     ),
     bench=(

@@ -15,6 +15,7 @@ method is a metric loss with pytorch-metric-learning's signature ``loss(embeddin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,6 +117,10 @@ class RetrievalTask(Task):
             nn.ReLU(),
             EmbeddingHead(self.hidden, self.embedding_dim),
         )
+
+    def component_context(self, split: Split) -> dict[str, Any]:
+        """Losses with one proxy per class get the training classes' count and the embedding width."""
+        return {"num_classes": int(split.y_train.max()) + 1, "embedding_size": self.embedding_dim}
 
     def train(self, model: nn.Module, component: nn.Module, split: Split, seed: int, setting: Setting) -> None:
         batch = min(self.classes_per_batch, int(split.y_train.unique().numel())) * self.per_class
