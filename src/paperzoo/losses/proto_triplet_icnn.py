@@ -235,7 +235,26 @@ def proto_triplet_loss(
     return reduce_loss(per_query, reduction)
 
 
-class ProtoTripletLoss(BaseMetricLossFunction):
+class _SusanaLoss(BaseMetricLossFunction):
+    """What both losses share: the paper's :class:`SusanaDistance` by default and the
+    boundary validation before PML's ``forward``."""
+
+    def get_default_distance(self) -> BaseDistance:
+        return SusanaDistance()
+
+    def forward(  # type: ignore[override]
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        indices_tuple: tuple[torch.Tensor, ...] | None = None,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        _validate_metric_inputs(embeddings, labels, ref_emb, ref_labels)
+        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+
+
+class ProtoTripletLoss(_SusanaLoss):
     """Proto-Triplet loss (query anchor, own prototype positive, nearest other prototype negative), a PML loss.
 
     ``forward(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None)``:
@@ -262,20 +281,6 @@ class ProtoTripletLoss(BaseMetricLossFunction):
         super().__init__(**kwargs)
         self.margin = float(margin)
         self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
-
-    def get_default_distance(self) -> BaseDistance:
-        return SusanaDistance()
-
-    def forward(  # type: ignore[override]
-        self,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        indices_tuple: tuple[torch.Tensor, ...] | None = None,
-        ref_emb: torch.Tensor | None = None,
-        ref_labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        _validate_metric_inputs(embeddings, labels, ref_emb, ref_labels)
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def compute_loss(
         self,
@@ -454,7 +459,7 @@ def _validate_metric_inputs(
     _check_set(ref_emb, ref_labels, "ref_emb", "ref_labels", dim=embeddings.shape[1])
 
 
-class ICNNLoss(BaseMetricLossFunction):
+class ICNNLoss(_SusanaLoss):
     """ICNN loss ``-log score`` (:func:`icnn_score`), a PML loss.
 
     ``forward(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None)``: origins =
@@ -486,20 +491,6 @@ class ICNNLoss(BaseMetricLossFunction):
         self.ipc = None if ipc is None else int(ipc)
         self.drop_self_only = bool(drop_self_only)
         self.add_to_recordable_attributes(list_of_names=["k"], is_stat=False)
-
-    def get_default_distance(self) -> BaseDistance:
-        return SusanaDistance()
-
-    def forward(  # type: ignore[override]
-        self,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        indices_tuple: tuple[torch.Tensor, ...] | None = None,
-        ref_emb: torch.Tensor | None = None,
-        ref_labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        _validate_metric_inputs(embeddings, labels, ref_emb, ref_labels)
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def compute_loss(
         self,
