@@ -22,7 +22,7 @@ needs_data = pytest.mark.skipif(
 
 def test_registered() -> None:
     assert available()[43] == "paperzoo.reproductions.p43_kalm_embedding_v2"
-    assert p43.PAPER == 43 and p43.DATA == ()
+    assert p43.PAPER == 43 and p43.DATA == ("wordnet",)
 
 
 def test_retrieval_scores_on_a_toy_ranking() -> None:
