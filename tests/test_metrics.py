@@ -118,3 +118,47 @@ def test_multilabel_metrics_golden_and_errors() -> None:
         multilabel_metrics(s[:, 0], t)
     with pytest.raises(ValueError, match="empty"):
         multilabel_metrics(s[:0], t[:0])
+
+
+# --------------------------------------------------------------------------- GCD clustering accuracy (official goldens)
+def test_cluster_accuracy_golden_values_of_the_official_code() -> None:
+    old = np.array([True] * 5 + [False] * 5)
+    y, pred = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3]), np.array([1, 1, 0, 0, 0, 2, 2, 3, 3, 3])
+    assert metrics.cluster_accuracy(y, pred, old) == pytest.approx({"all": 0.8, "old": 0.8, "new": 0.8})
+    assert metrics.cluster_accuracy(y, pred, old, balanced=True) == pytest.approx(
+        {"all": 0.833333, "old": 0.833333, "new": 0.833333}, abs=1e-6
+    )
+    y2, pred2 = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 3]), np.array([0, 0, 0, 1, 1, 1, 3, 3, 2, 2])
+    assert metrics.cluster_accuracy(y2, pred2, y2 < 2) == pytest.approx(
+        {"all": 0.8, "old": 0.833333, "new": 0.75}, abs=1e-6
+    )
+
+
+def test_cluster_accuracy_properties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 6, 200)
+    pred = np.where(rng.random(200) < 0.7, y, rng.integers(0, 6, 200))
+    old = y < 3
+    base = metrics.cluster_accuracy(y, pred, old)
+    perm = rng.permutation(6)
+    assert metrics.cluster_accuracy(y, perm[pred], old) == pytest.approx(base)  # cluster ids do not matter
+    assert metrics.cluster_accuracy(y, perm[y] + 10, old) == {"all": 1.0, "old": 1.0, "new": 1.0}
+    assert base["all"] == pytest.approx((base["old"] * old.sum() + base["new"] * (~old).sum()) / 200)
+    balanced_y = np.repeat(np.arange(4), 5)
+    balanced_pred = rng.integers(0, 4, 20)
+    assert metrics.cluster_accuracy(balanced_y, balanced_pred, balanced_y < 2, balanced=True)["all"] == pytest.approx(
+        metrics.cluster_accuracy(balanced_y, balanced_pred, balanced_y < 2)["all"]
+    )
+
+
+def test_cluster_mapping_is_the_matching_used() -> None:
+    y, pred = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3]), np.array([1, 1, 0, 0, 0, 2, 2, 3, 3, 3])
+    mapping = metrics.cluster_mapping(y, pred)
+    assert mapping == {0: 1, 1: 0, 2: 2, 3: 3}
+    assert np.mean(np.array([mapping[p] for p in pred]) == y) == metrics.cluster_accuracy(y, pred, y < 2)["all"]
+    assert (
+        metrics.cluster_mapping([0, 0, 1], [4, 5, 6]).keys() <= {4, 5, 6}
+        and len(metrics.cluster_mapping([0, 0, 1], [4, 5, 6])) == 2
+    )
+    with pytest.raises(ValueError, match="empty"):
+        metrics.cluster_mapping([], [])

@@ -181,36 +181,87 @@ def ari(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(adjusted_rand_score(t, p))
 
 
-def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike, old_mask: ArrayLike) -> dict[str, float]:
-    """GCD clustering accuracy (the protocol SimGCD reports).
+def _cluster_match(
+    y_true: ArrayLike, y_pred: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The one Hungarian matching of predicted clusters to true classes.
 
-    One Hungarian matching (``scipy.optimize.linear_sum_assignment``) between predicted
-    clusters and true classes over all samples; then accuracy on the whole set (``all``) and
-    on the samples whose true class is old (``old``) or new (``new``). A subset that is empty
-    gives NaN.
+    Returns ``(t_classes, p_clusters, t_idx, p_idx, mapping)``: the sorted distinct true labels
+    and predicted ids, each sample's position among them, and ``mapping[j]`` = the true-class
+    position matched to predicted position ``j`` (a position ``>= len(t_classes)`` means the
+    cluster is matched to no class).
     """
     from scipy.optimize import linear_sum_assignment
 
     t, p = _np(y_true).ravel().astype(np.int64), _np(y_pred).ravel().astype(np.int64)
-    m = _np(old_mask).ravel().astype(bool)
     _same_length(t, p, "y_true", "y_pred")
-    _same_length(t, m, "y_true", "old_mask")
+    if t.size == 0:
+        raise ValueError("y_true is empty")
     if t.min() < 0 or p.min() < 0:
         raise ValueError("labels and predictions must be non-negative")
-    _, t_idx = np.unique(t, return_inverse=True)
-    _, p_idx = np.unique(p, return_inverse=True)
+    t_classes, t_idx = np.unique(t, return_inverse=True)
+    p_clusters, p_idx = np.unique(p, return_inverse=True)
     size = max(t_idx.max(), p_idx.max()) + 1
     w = np.zeros((size, size), dtype=np.int64)
     np.add.at(w, (p_idx, t_idx), 1)
     rows, cols = linear_sum_assignment(w, maximize=True)
     mapping = np.empty(size, dtype=np.int64)
     mapping[rows] = cols
+    return t_classes, p_clusters, t_idx, p_idx, mapping
+
+
+def cluster_accuracy(
+    y_true: ArrayLike, y_pred: ArrayLike, old_mask: ArrayLike, *, balanced: bool = False
+) -> dict[str, float]:
+    """GCD clustering accuracy (the protocol SimGCD reports).
+
+    One Hungarian matching (``scipy.optimize.linear_sum_assignment``) between predicted
+    clusters and true classes over all samples; then accuracy on the whole set (``all``) and
+    on the samples whose true class is old (``old``) or new (``new``). A subset that is empty
+    gives NaN.
+
+    ``balanced=True`` is the class-balanced variant of the official GCD code (``v2b``, used for
+    the long-tailed Herbarium-19): with the same matching, the accuracy of each true class,
+    then the unweighted mean over all / old / new classes (a class is old when its samples
+    are marked in ``old_mask``).
+
+    >>> cluster_accuracy([0, 0, 0, 1, 1, 2, 2, 2, 3, 3], [1, 1, 0, 0, 0, 2, 2, 3, 3, 3], [1] * 5 + [0] * 5)
+    {'all': 0.8, 'old': 0.8, 'new': 0.8}
+    """
+    t_classes, _, t_idx, p_idx, mapping = _cluster_match(y_true, y_pred)
+    m = _np(old_mask).ravel().astype(bool)
+    _same_length(t_idx, m, "y_true", "old_mask")
     correct = mapping[p_idx] == t_idx
+
+    if balanced:
+        n_cls = t_classes.size
+        per_class = np.bincount(t_idx, weights=correct, minlength=n_cls) / np.bincount(t_idx, minlength=n_cls)
+        old_cls = np.zeros(n_cls, dtype=bool)
+        old_cls[t_idx[m]] = True
+
+        def mean(sel: np.ndarray) -> float:
+            return float(per_class[sel].mean()) if sel.any() else float("nan")
+
+        return {"all": float(per_class.mean()), "old": mean(old_cls), "new": mean(~old_cls)}
 
     def acc(mask: np.ndarray) -> float:
         return float(correct[mask].mean()) if mask.any() else float("nan")
 
     return {"all": float(correct.mean()), "old": acc(m), "new": acc(~m)}
+
+
+def cluster_mapping(y_true: ArrayLike, y_pred: ArrayLike) -> dict[int, int]:
+    """The Hungarian matching :func:`cluster_accuracy` uses: predicted cluster id -> true class.
+
+    Clusters matched to no class (more clusters than classes) are left out.
+
+    >>> cluster_mapping([0, 0, 1, 1, 2], [5, 5, 3, 3, 3])
+    {3: 1, 5: 0}
+    """
+    t_classes, p_clusters, _, _, mapping = _cluster_match(y_true, y_pred)
+    return {
+        int(p_clusters[j]): int(t_classes[mapping[j]]) for j in range(p_clusters.size) if mapping[j] < t_classes.size
+    }
 
 
 def multilabel_metrics(scores: ArrayLike, targets: ArrayLike, threshold: float = 0.0) -> dict[str, float]:

@@ -25,7 +25,9 @@ def test_tasks_are_discovered() -> None:
     assert {"classification", "multilabel", "retrieval"} <= set(found)
     assert all(isinstance(t, Task) and t.name == name for name, t in found.items())
     assert registry.get_task("retrieval") is found["retrieval"]
-    with pytest.raises(KeyError, match="unknown task 'nope'; tasks: classification, fewshot, multilabel, retrieval"):
+    with pytest.raises(
+        KeyError, match="unknown task 'nope'; tasks: classification, fewshot, gcd, multilabel, retrieval"
+    ):
         registry.get_task("nope")
 
 

@@ -2,8 +2,8 @@
 
 Built-in sets are the offline image sets of :mod:`paperzoo.data` (flattened), a long-tailed
 Fashion-MNIST, multi-label mosaics of the 30-class union, and scikit-learn's bundled tabular
-sets. A user's ``.npz`` holds ``x`` (N, ...) and ``y``: (N,) integer labels, or (N, C) multi-hot
-labels of 0s and 1s for multi-label data; optionally ``x_test`` (M, ...) and ``y_test`` (M,) or
+sets. A user's ``.npz`` holds ``x`` (N, ...) and ``y`` (or ``features`` and ``labels``): (N,) integer
+labels, or (N, C) multi-hot labels of 0s and 1s for multi-label data; optionally ``x_test`` (M, ...) and ``y_test`` (M,) or
 (M, C). Anything else about the file that a comparison cannot use raises :class:`DataError`,
 whose one-line message names the file, the key and the expected shape.
 
@@ -149,6 +149,13 @@ def _image_set(name: str) -> Data:
     return _from_arrays(name, "built-in", images.x, images.y)
 
 
+def _feature_set(name: str) -> Data:
+    from paperzoo.data.pretrained_features import union30_effnet
+
+    feats = union30_effnet()
+    return _from_arrays(name, "built-in", feats.x, feats.y)
+
+
 def _sklearn_set(name: str) -> Data:
     from sklearn import datasets
 
@@ -179,6 +186,10 @@ BUILTIN_DATA: dict[str, tuple[Callable[[str], Data], str]] = {
     "animal-mnist": (_image_set, "Animal-MNIST, 10,000 28x28 animal silhouettes, 10 classes"),
     "union30": (_image_set, "Fashion-MNIST + MNIST + Animal-MNIST, 30 classes, 1,000 images each"),
     "digits": (_image_set, "scikit-learn's 8x8 digits, 1,797 images, 10 classes"),
+    "union30-effnet": (
+        _feature_set,
+        "frozen EfficientNet-Lite0 features (1280-d, 64 px) of the 30-class union, 200 images per class (6,000)",
+    ),
     "iris": (_sklearn_set, "scikit-learn's iris, 150 x 4 features, 3 classes"),
     "wine": (_sklearn_set, "scikit-learn's wine, 178 x 13 features, 3 classes"),
     "breast-cancer": (_sklearn_set, "scikit-learn's breast cancer, 569 x 30 features, 2 classes"),
@@ -221,6 +232,9 @@ def _load_npz(path: Path) -> Data:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:  # not a zip, damaged, or object arrays (pickles)
         raise DataError(f"{file}: cannot read it as a .npz of numeric arrays ({exc})") from None
+    for alias, key in (("features", "x"), ("labels", "y")):  # the discovery tasks' key names
+        if key not in arrays and alias in arrays:
+            arrays[key] = arrays.pop(alias)
     for key, what in (("x", "(N, ...) features"), ("y", "(N,) integer labels")):
         if key not in arrays:
             raise DataError(

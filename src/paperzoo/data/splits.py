@@ -157,30 +157,62 @@ class GCDSplit:
 
 
 def gcd_split(
-    y: np.ndarray, known_classes: Sequence[int] | int, *, labelled_fraction: float = 0.5, seed: int
+    y: np.ndarray,
+    known_classes: Sequence[int] | int,
+    *,
+    labelled_fraction: float = 0.5,
+    seed: int,
+    per_class: bool = True,
 ) -> GCDSplit:
     """Split a labelled training set for generalized category discovery.
 
-    From each known class, ``max(1, floor(labelled_fraction * size))`` samples are drawn
-    uniformly at random and labelled; all remaining samples (the rest of the known classes
-    and every sample of the novel classes) form the unlabelled set.
+    ``per_class=True`` (the default): from each known class, ``max(1, floor(labelled_fraction *
+    size))`` samples are drawn uniformly at random and labelled. ``per_class=False`` follows the
+    official SimGCD / GCD code instead: one uniform sample without replacement of
+    ``int(labelled_fraction * n_old)`` samples over all ``n_old`` known-class samples together
+    (``np.random.RandomState(seed).choice(n_old, size, replace=False)`` over them in index
+    order, as the official ``subsample_instances`` draws with ``np.random.seed(0)``), so class
+    sizes of the labelled set vary. Either way, all remaining samples (the rest of the known
+    classes and every sample of the novel classes) form the unlabelled set.
 
     Args:
         y: labels (N,).
         known_classes: the known classes, or an int ``k`` for the first ``k`` in label order;
             at least one class must stay novel.
-        labelled_fraction: fraction of each known class that is labelled, in (0, 1).
+        labelled_fraction: fraction of the known-class samples that is labelled, in (0, 1).
         seed: seed of the choice of labelled samples.
+        per_class: draw the labelled samples class by class (True) or in one draw over all
+            known-class samples (False, the reference code).
+
+    Raises:
+        ValueError: ``per_class=False`` left a known class without any labelled sample (the
+            message names the class).
     """
     labels = as_labels(y)
     if not np.isfinite(labelled_fraction) or not 0.0 < labelled_fraction < 1.0:
         raise ValueError(f"labelled_fraction must lie in (0, 1), got {labelled_fraction}")
+    if not isinstance(per_class, (bool, np.bool_)):
+        raise TypeError(f"per_class must be a bool, got {type(per_class).__name__}")
     known = resolve_classes(labels, known_classes, "known_classes")
     novel = np.setdiff1d(np.unique(labels), known)
-    classes, counts = np.unique(labels, return_counts=True)
-    n_labelled = np.where(np.isin(classes, known), np.maximum(1, np.floor(labelled_fraction * counts + 1e-9)), 0)
-    rank = random_rank_within_class(labels, np.random.default_rng(check_seed(seed)))
-    is_labelled = rank < n_labelled[np.searchsorted(classes, labels)]
+    if per_class:
+        classes, counts = np.unique(labels, return_counts=True)
+        n_labelled = np.where(np.isin(classes, known), np.maximum(1, np.floor(labelled_fraction * counts + 1e-9)), 0)
+        rank = random_rank_within_class(labels, np.random.default_rng(check_seed(seed)))
+        is_labelled = rank < n_labelled[np.searchsorted(classes, labels)]
+    else:
+        old_idx = np.flatnonzero(np.isin(labels, known))
+        size = int(labelled_fraction * old_idx.size)
+        chosen = np.random.RandomState(check_seed(seed)).choice(old_idx.size, size=size, replace=False)
+        is_labelled = np.zeros(labels.shape[0], dtype=bool)
+        is_labelled[old_idx[chosen]] = True
+        empty = np.setdiff1d(known, labels[is_labelled])
+        if empty.size:
+            raise ValueError(
+                f"gcd_split: known class {int(empty[0])} has no labelled sample (labelled_fraction="
+                f"{labelled_fraction} drawn over all {old_idx.size} known-class samples, seed={seed}); raise "
+                "labelled_fraction or use per_class=True"
+            )
     unlabelled = np.flatnonzero(~is_labelled)
     return GCDSplit(
         labelled_idx=np.flatnonzero(is_labelled),
