@@ -31,7 +31,7 @@ run: setup
 	$(PY) -m paperzoo reproduce $(SHOWCASE) --seeds 3
 
 test: setup lint
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -n auto $(PYTEST_ARGS)
 
 test-all: setup lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
