@@ -57,6 +57,8 @@ class GCDBatch:
         logits: cosine logits (2B, K).
         labels: (B,) labels, -1 for unlabelled images (never read for them).
         mask_lab: (B,) bool, the image is labelled.
+        model: the model being trained (terms that read its parameters, e.g. the classifier's
+            prototypes), or None when the outputs come from elsewhere.
     """
 
     views: torch.Tensor
@@ -64,6 +66,7 @@ class GCDBatch:
     logits: torch.Tensor
     labels: torch.Tensor
     mask_lab: torch.Tensor
+    model: nn.Module | None = None
 
 
 class ExtraTerm(Protocol):
@@ -154,7 +157,7 @@ class GCDStep:
         x, y = batch[0], batch[1]
         views = torch.cat([self.views(x), self.views(x)])
         z, logits = model(views)
-        out = GCDBatch(views=views, z=z, logits=logits, labels=y, mask_lab=y >= 0)
+        out = GCDBatch(views=views, z=z, logits=logits, labels=y, mask_lab=y >= 0, model=model)
         terms = self.objective(out, int(self.epoch_source.epoch))
         if self.log_terms:
             self.history.append({k: float(v.detach()) for k, v in terms.items()})
