@@ -337,18 +337,12 @@ def protogcd_objective(
     separation_weight: float = 0.1,
     lambda_sup: float = 0.35,
     memax_weight: float = 2.0,
-    teacher_temp: float | Sequence[float] = 0.05,
+    teacher_temp: float = 0.05,
 ) -> GCDObjective:
-    """The full ProtoGCD objective: :class:`ProtoGCDLoss` (DAPL ramp over ``ramp_fraction`` of
-    ``epochs``, README 100 of 200) plus :class:`PrototypeSeparationTerm` with weight ``(1 - lambda)
-    separation_weight`` (README: 0.1 on CIFAR-100, 0.05 on CUB).
-
-    ``teacher_temp`` may also be ``paperzoo compare``'s SimGCD warm-up ``(start, end, warmup_epochs)``:
-    ProtoGCD has no warm-up, so the constant 0.05 is used and only ``epochs`` is read from it (the task
-    passes the epoch budget only as ``warmup_epochs = round(0.15 * epochs)``)."""
-    if not isinstance(teacher_temp, (int, float)):
-        epochs = max(1, round(int(teacher_temp[2]) / 0.15))
-        teacher_temp = 0.05
+    """The full ProtoGCD objective: :class:`ProtoGCDLoss` (constant teacher ``teacher_temp``, DAPL ramp
+    over ``ramp_fraction`` of ``epochs``, README 100 of 200) plus :class:`PrototypeSeparationTerm` with
+    weight ``(1 - lambda) separation_weight`` (README: 0.1 on CIFAR-100, 0.05 on CUB). In ``paperzoo
+    compare --task gcd`` the task passes ``epochs`` (its budget); the record fixes ``teacher_temp``."""
     validate_params(
         {
             "epochs": [Interval(int, 1, math.inf, closed="left")],

@@ -53,7 +53,7 @@ assert {"cls_unsup", "me_max", "proto_sep"} <= set(terms)
             "protogcd",
             "gcd",
             "paperzoo.discovery.prototypes:protogcd_objective",
-            {},
+            {"teacher_temp": 0.05},
             "ProtoGCD (Ma et al., TPAMI 2025): SimGCD with dual-level adaptive pseudo-labels (teacher 0.05, hard-label "
             "share 0 -> 1 over half of the epochs) and prototype separation (weight 0.1)",
         ),

@@ -235,18 +235,27 @@ class GCDTask(Task):
         return {m: values[m] for m in metrics}
 
     def component_context(self, split: Split) -> dict[str, Any]:
-        return {"num_classes": split.num_classes}
+        context: dict[str, Any] = {"num_classes": split.num_classes}
+        if isinstance(split, GCDData):
+            context["n_old"] = split.n_old
+        return context
 
     def run(self, method: Method, seed: int, data: Data, setting: Setting) -> dict[str, float]:
-        """One unit; the teacher warm-up (a factory's ``teacher_temp``) spans the first 15% of the epochs,
-        and the ``kmeans`` baseline clusters the inputs instead of training."""
+        """One unit. A method's factory gets, when it takes them by name, ``num_classes``, ``n_old`` (the
+        old classes are ``0..n_old-1``), ``epochs`` (the budget) and ``teacher_temp``: SimGCD's teacher
+        warm-up over the first 15% of the epochs. The ``kmeans`` baseline clusters the inputs instead of
+        training."""
         from paperzoo.discovery.baselines import KMeansBaseline, kmeans_predict
 
         seed_everything(seed)
         split = self.split(data, seed, setting)
         model = self.build_model(split)
         warmup = max(1, round(self.warmup_fraction * setting.budget))
-        context: Mapping[str, Any] = {**self.component_context(split), "teacher_temp": (0.07, 0.04, warmup)}
+        context: Mapping[str, Any] = {
+            **self.component_context(split),
+            "teacher_temp": (0.07, 0.04, warmup),
+            "epochs": setting.budget,
+        }
         component = build_component(method, context)
         if isinstance(component, KMeansBaseline):
             assert isinstance(split, GCDData)
