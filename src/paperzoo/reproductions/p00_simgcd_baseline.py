@@ -307,10 +307,11 @@ def run(
     return result.write(out_dir, figure=make_figure)
 
 
-def make_figure(result: Result) -> Any:
-    """All / Old / New of the three methods in both settings."""
-    fig, axes = subplots(2, width=5.5)
-    for ax, name, title in (
+def settings_figure(result: Result, title: str, width: float = 5.5, legend_size: int = 8) -> Any:
+    """All / Old / New of every method of ``result`` in the two settings (digits, union30): the figure
+    of this reproduction and of the GCD methods that reuse its settings."""
+    fig, axes = subplots(2, width=width)
+    for ax, name, panel in (
         (axes[0], "digits", "digits, MLP from scratch"),
         (axes[1], "union30", "union30, frozen EfficientNet-Lite0 + block"),
     ):
@@ -321,7 +322,12 @@ def make_figure(result: Result) -> Any:
             labels=list(PARTS),
             ylabel="clustering accuracy (mean ± std over seeds)",
             ylim=(0.0, 1.05),
-            title=title,
+            title=panel,
         )
-    axes[0].legend(fontsize=8, loc="lower right")
-    return finish(fig, result, "SimGCD vs no me-max vs k-means")
+    axes[0].legend(fontsize=legend_size, loc="lower right")
+    return finish(fig, result, title)
+
+
+def make_figure(result: Result) -> Any:
+    """All / Old / New of the three methods in both settings."""
+    return settings_figure(result, "SimGCD vs no me-max vs k-means")

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from paperzoo.engine import Claim, Result, Table, seed_everything
-from paperzoo.engine.plots import finish, grouped_bars, subplots
 from paperzoo.engine.reproduce import start
 from paperzoo.reproductions import p00_simgcd_baseline as base
 
@@ -226,19 +225,4 @@ def run(
 
 def make_figure(result: Result) -> Any:
     """All / Old / New of every method in both settings."""
-    fig, axes = subplots(2, width=6.0)
-    for ax, name, title in (
-        (axes[0], "digits", "digits, MLP from scratch"),
-        (axes[1], "union30", "union30, frozen EfficientNet-Lite0 + block"),
-    ):
-        grouped_bars(
-            ax,
-            result.table,
-            [f"{name} {p}" for p in PARTS],
-            labels=list(PARTS),
-            ylabel="clustering accuracy (mean ± std over seeds)",
-            ylim=(0.0, 1.05),
-            title=title,
-        )
-    axes[0].legend(fontsize=7, loc="lower right")
-    return finish(fig, result, "Active GCD vs random queries vs SimGCD vs k-means")
+    return base.settings_figure(result, "Active GCD vs random queries vs SimGCD vs k-means", width=6.0, legend_size=7)
