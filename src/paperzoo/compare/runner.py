@@ -150,7 +150,8 @@ class Comparison:
         return self
 
     def render(self, digits: int = 3) -> Any:
-        """A rich renderable: the table (best mean of each metric in bold), the budget, the
+        """A rich renderable: the table (best mean of each metric in bold, the lowest for the task's
+        ``lower_is_better`` metrics), the budget, the
         protocol and the files written."""
         from rich.console import Group
         from rich.table import Table as RichTable
@@ -164,7 +165,8 @@ class Comparison:
         table.add_column("from")
         for metric in self.table.metrics:
             table.add_column(metric, justify="right")
-        best = {k: max(self.table.mean(m.name, k) for m in self.methods) for k in self.table.metrics}
+        pick = {k: min if k in self.task.lower_is_better else max for k in self.table.metrics}
+        best = {k: pick[k](self.table.mean(m.name, k) for m in self.methods) for k in self.table.metrics}
         for m in self.methods:
             cells = []
             for k in self.table.metrics:

@@ -67,7 +67,7 @@ class Split:
 class Task(ABC):
     """One comparison protocol. Subclasses set the class attributes and the abstract methods.
 
-    Every metric is "higher is better".
+    Every metric is "higher is better" unless the task lists it in :attr:`lower_is_better`.
     """
 
     name: ClassVar[str]
@@ -78,6 +78,8 @@ class Task(ABC):
     #: What ``--noise r`` does to the training labels, in words.
     noise: ClassVar[str] = "each training label is replaced, with probability r, by a uniformly random other class"
     default_budget: ClassVar[int]
+    #: Metrics for which lower values are better (gaps, divergences, times).
+    lower_is_better: ClassVar[tuple[str, ...]] = ()
     baselines: ClassVar[tuple[Method, ...]]
 
     @abstractmethod
