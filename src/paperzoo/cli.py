@@ -192,6 +192,21 @@ def bench_threads(
     console.print(f"Wrote {out}")
 
 
+@bench_app.command("federated")
+def bench_federated(
+    clients: int = typer.Option(4, min=1, help="Clients."),
+    rounds: int = typer.Option(3, min=1, help="Rounds."),
+    simulation: bool = typer.Option(True, help="Also time Flower's simulation engine (Ray; about a minute)."),
+    out: Path = typer.Option(Path("results/bench/federated.json"), "--out", help="JSON output path."),
+) -> None:
+    """FedAvg through Flower (in process, simulation engine) against a plain loop doing the same work."""
+    from paperzoo.bench import federated as bench
+
+    report = bench.run(clients=clients, rounds=rounds, simulation=simulation, out=out)
+    console.print(bench.format_report(report))
+    console.print(f"Wrote {out}")
+
+
 @data_app.command("install")
 def data_install() -> None:
     """Install the offline data sets that are missing (or say what to run)."""
