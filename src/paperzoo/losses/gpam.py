@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo._validation import Constraint, Interval, check_finite, check_labels, validate_params
+from paperzoo.losses.episodic import EpisodicLoss
 
 __all__ = [
     "NOTA",
@@ -300,14 +301,16 @@ def boundary_margin_loss(
 
 
 # --------------------------------------------------------------------------- episode loss
-class GPAMLoss(nn.Module):
+class GPAMLoss(EpisodicLoss):
     """The GPAM episode loss and predictor: Gaussian prototypes, a learned adaptive boundary, a learnable NOTA
     distance ``tau`` and the semi-factual debiasing of the embeddings.
 
     ``forward(support (N*K, D), support_labels (N*K,), query (Q, D), query_labels (Q,))`` returns
     ``CE(softmax [-D_1, ..., -D_N, -tau]) + beta (L_pos + L_neg)``; ``query_labels`` are support class ids or
     :data:`NOTA` (-1). :meth:`predict` returns the support class id of each query or -1, and :meth:`scores`
-    its NOTA score. Its parameters (the boundary MLP and ``tau``) are trained with the encoder.
+    its NOTA score. Its parameters (the boundary MLP and ``tau``) are trained with the encoder. It is an
+    :class:`~paperzoo.losses.episodic.EpisodicLoss`, so ``BatchEpisodes`` trains it on P x K batches (and
+    ``paperzoo compare --task fewshot`` lists it).
 
     Args:
         dim: embedding dimension D.

@@ -27,11 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo._validation import Interval, check_finite, check_labels, validate_params
-from paperzoo.models.proton import check_graphs
+from paperzoo.losses.episodic import EpisodicLoss
+from paperzoo.models.proton import ProtoNHead, check_graphs
 
 __all__ = [
     "CrossGraphAlignmentLoss",
     "HybridEpisodicGlobalLoss",
+    "ProtoNEpisodeLoss",
     "alignment_terms",
     "cross_graph_alignment_loss",
     "episodic_prototype_loss",
@@ -196,3 +198,38 @@ class HybridEpisodicGlobalLoss(nn.Module):
         if embeddings is not None and global_targets is not None and self.lambda_global > 0:
             loss = loss + self.lambda_global * self.global_loss(embeddings, global_targets)
         return loss
+
+
+class ProtoNEpisodeLoss(EpisodicLoss):
+    """ProtoN as one :class:`~paperzoo.losses.episodic.EpisodicLoss`: the support set of each class is its graph
+    of impressions, refined with the prototype node by a :class:`~paperzoo.models.proton.ProtoNHead`, and the
+    episode is scored by :class:`HybridEpisodicGlobalLoss` (queries against the refined prototypes, alignment of
+    the class graphs, and the global classifier on every support and query embedding, whose labels are the
+    training identities ``0..num_classes-1``). The head's and the global classifier's parameters are this
+    module's.
+
+    ``forward(support (N*K, d), support_labels (N*K,), query (Q, d), query_labels (Q,))``: the support holds the
+    same number K of samples of each class, grouped by class in increasing order (as
+    :func:`~paperzoo.losses.episodic.episode_split` returns them); every query class has support.
+    """
+
+    def __init__(self, num_classes: int, dim: int, n_layers: int = 2, **loss_kwargs: float) -> None:
+        super().__init__()
+        self.head = ProtoNHead(dim, n_layers)
+        self.loss = HybridEpisodicGlobalLoss(num_classes, dim, **loss_kwargs)
+
+    def forward(
+        self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor, query_labels: torch.Tensor
+    ) -> torch.Tensor:
+        classes, counts = torch.unique(support_labels, return_counts=True)
+        if bool((counts != counts[0]).any()) or not bool((support_labels.diff() >= 0).all()):
+            raise ValueError("support must hold the same number of samples of each class, grouped by class in order")
+        missing = query_labels[~torch.isin(query_labels, classes)]
+        if missing.numel():
+            raise ValueError(f"query_labels: class {int(missing[0])} has no support samples in the episode")
+        h, p = self.head(support.view(classes.numel(), int(counts[0]), -1))
+        targets = torch.searchsorted(classes, query_labels)
+        every = torch.cat([support, query])
+        return self.loss(
+            query, targets, h, p, embeddings=every, global_targets=torch.cat([support_labels, query_labels])
+        )

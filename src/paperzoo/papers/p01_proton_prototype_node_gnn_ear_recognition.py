@@ -1,7 +1,7 @@
 """Record of paper 1, ProtoN: a prototype-node graph network for multi-impression ear recognition (Peddi et al.,
 2025)."""
 
-from paperzoo.papers import Record
+from paperzoo.papers import Method, Record
 
 RECORD = Record(
     number=1,
@@ -35,5 +35,14 @@ loss.backward()
     paper_result=(
         "Rank-1 identification up to 99.60% and EER as low as 0.025 on five ear benchmarks (data sets, per-set "
         "numbers and baselines unconfirmed: only the abstract was available)"
+    ),
+    methods=(
+        Method(
+            "proton",
+            "fewshot",
+            "paperzoo.losses:ProtoNEpisodeLoss",
+            {},
+            "ProtoN graph head + hybrid episodic / global / alignment loss, P x K batches as episodes",
+        ),
     ),
 )

@@ -1,6 +1,6 @@
 """Record of paper 51, GPAM: Gaussian prototypes and adaptive margin for few-shot open relation extraction."""
 
-from paperzoo.papers import Record
+from paperzoo.papers import Method, Record
 
 RECORD = Record(
     number=51,
@@ -38,5 +38,14 @@ pred = gpam.eval().predict(support.detach(), s_labels, query.detach())  # class 
     paper_result=(
         "surpasses previous prototype methods and reaches state-of-the-art accuracy on FewRel few-shot relation "
         "extraction with NOTA queries, BERT encoder (numbers unconfirmed)"
+    ),
+    methods=(
+        Method(
+            "gpam",
+            "fewshot",
+            "paperzoo.losses:GPAMLoss",
+            {},
+            "GPAM episode loss (Gaussian prototypes, adaptive boundary, NOTA distance), P x K batches as episodes",
+        ),
     ),
 )

@@ -5,15 +5,21 @@ L2-normalised 64-d embedding with the method's loss on P x K batches), then few-
 classification on the other half: :attr:`FewShotTask.episodes` seeded 5-way episodes with 1 and
 5 support images per class and 15 queries per class (:class:`paperzoo.data.EpisodeSampler`), each
 query given the class of the nearest prototype (the mean support embedding, cosine similarity).
+Episodic methods (an :class:`~paperzoo.losses.episodic.EpisodicLoss`: GPAM, ProtoN) train the same
+embedding on the same P x K batches, each batch an episode of half its samples per class as
+support and half as queries (:class:`~paperzoo.losses.episodic.BatchEpisodes`); the evaluation
+is the same nearest-prototype rule on their embedding, so the table compares what each method's
+training does to the embedding, not the method's own classifier.
 Metrics: the mean accuracy over the episodes, 1-shot and 5-shot; the 95% interval over the
 episodes of each run is in the result's values (``... CI95`` metrics, half-widths). The methods are
-the metric losses of the ``retrieval`` task.
+the metric losses of the ``retrieval`` task and the episodic methods of this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,6 +75,17 @@ class FewShotTask(RetrievalTask):
                 f"{self.n_way} unseen classes ({2 * self.n_way} in all)"
             )
         super().check(data)
+
+    def component_context(self, split: Split) -> dict[str, Any]:
+        """The retrieval task's context, plus ``dim`` (the embedding width) for episodic methods."""
+        return {**super().component_context(split), "dim": self.embedding_dim}
+
+    def train(self, model: nn.Module, component: nn.Module, split: Split, seed: int, setting: Setting) -> None:
+        from paperzoo.losses.episodic import BatchEpisodes, EpisodicLoss
+
+        if isinstance(component, EpisodicLoss):
+            component = BatchEpisodes(component, support=self.per_class // 2)
+        super().train(model, component, split, seed, setting)
 
     def split(self, data: Data, seed: int, setting: Setting) -> Split:
         split = super().split(data, seed, setting)
