@@ -205,7 +205,6 @@ def fedavg_apps(
 
     @client.train()
     def train(msg: Message, context: Context) -> Message:
-        torch.set_num_threads(1)
         k = partition_id(context)
         model = model_fn()
         load_arrays(model, msg.content["arrays"])

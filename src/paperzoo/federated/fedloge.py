@@ -478,7 +478,6 @@ def fedloge_client_app(
 
     @app.train()
     def train(msg: Message, ctx: Context) -> Message:
-        torch.set_num_threads(1)
         model, l_head, k, cfg = _setup(msg, ctx)
         x, y = data.client(k)
         loss = fedloge_local_update(
@@ -493,7 +492,6 @@ def fedloge_client_app(
 
     @app.evaluate()
     def evaluate(msg: Message, ctx: Context) -> Message:
-        torch.set_num_threads(1)
         model, l_head, k, cfg = _setup(msg, ctx)
         idx = torch.from_numpy(tests[k]) if tests is not None else torch.zeros(0, dtype=torch.long)
         metrics: dict[str, float | int] = {"num-examples": int(idx.numel())}
