@@ -166,6 +166,17 @@ def test_membership_inference_is_chance_for_one_group_and_high_for_memorised_sam
         membership_inference_auc(model, x[:3], y[:3], x, y)
 
 
+def test_a_diverged_model_is_measured_not_a_crash(protocol: UnlearningProtocol) -> None:
+    class Diverge(Unlearner):
+        def unlearn(self, model: nn.Module, data: UnlearningData, context: object) -> nn.Module:
+            with torch.no_grad():
+                model[0].weight.fill_(float("nan"))
+            return model
+
+    values = protocol.run(Diverge(), 0)
+    assert values["MIA AUC"] == pytest.approx(0.5, abs=0.1) and np.isnan(values["oracle KL"])
+
+
 def test_baseline_hyper_parameters_are_validated() -> None:
     with pytest.raises(ValueError, match="FinetuneRetain: epochs must be"):
         FinetuneRetain(epochs=0)

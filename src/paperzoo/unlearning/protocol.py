@@ -96,7 +96,9 @@ def membership_inference_auc(
     u = rng.choice(len(x_nonmembers), n, replace=False)
     loss_m = per_sample_losses(model, x_members[m], y_members[m])
     loss_u = per_sample_losses(model, x_nonmembers[u], y_nonmembers[u])
-    features = torch.cat([loss_m, loss_u]).clamp(max=1e4).double().unsqueeze(1).numpy()
+    # a diverged model (NaN or inf outputs) gets the largest loss: it cannot be told apart by its loss
+    losses = torch.nan_to_num(torch.cat([loss_m, loss_u]), nan=1e4, posinf=1e4).clamp(max=1e4)
+    features = losses.double().unsqueeze(1).numpy()
     member = np.r_[np.ones(n), np.zeros(n)]
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with threadpool_limits(1):  # a one-feature regression: BLAS threads only contend on a busy machine

@@ -121,10 +121,11 @@ class UnlearningTask(Task):
         )
 
     def run(self, method: Method, seed: int, data: Data, setting: Setting) -> dict[str, float]:
-        """One unit: ``method``'s unlearner (its factory gets ``num_classes`` and ``epochs`` by name)
-        applied to the original model of ``seed``, measured by the protocol of ``seed``."""
+        """One unit: ``method``'s unlearner (its factory gets ``num_classes`` by name; the budget is the
+        original training's, never the method's own epochs) applied to the original model of ``seed``,
+        measured by the protocol of ``seed``."""
         protocol = _protocol(self, data, seed, setting)
-        context = {"num_classes": data.num_classes, "epochs": setting.budget}
+        context = {"num_classes": data.num_classes}
         component = build_component(method, context)
         from paperzoo.unlearning import Unlearner
 
