@@ -96,3 +96,20 @@ def test_readme_python_example_runs() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "<README example>", "exec"), {})
+
+
+def test_a_recorded_cell_is_complete_or_not_applicable() -> None:
+    """A cell must hold a value for every seed, or be null in every seed (a metric that does not apply
+    to the method, shown as n/a); a cell missing a seed or missing altogether is a problem."""
+    import copy
+
+    from paperzoo.catalog import _check_result
+
+    paper = catalog.get(16)
+    assert paper.result is not None and _check_result(paper, paper.result) == []
+    broken = copy.deepcopy(paper.result)
+    method, metric = broken["methods"][0], broken["metrics"][0]
+    broken["table"][method][metric]["n"] = 2
+    del broken["table"][method][broken["metrics"][1]]
+    problems = _check_result(paper, broken)
+    assert len(problems) == 2 and all("recorded table lacks" in p for p in problems)

@@ -25,22 +25,20 @@ def test_list_filters() -> None:
     assert res.exit_code == 0 and "Z-loss" in res.output
 
 
-def test_show_prints_the_recorded_results_table() -> None:
+def test_show_prints_the_recorded_results_table(planned_paper: int) -> None:
     res = runner.invoke(app, ["show", "28"])
     assert res.exit_code == 0 and "Multi-Similarity" in res.output
     result = catalog.get(28).result
     assert result is not None
     assert f"Verdict: {result['verdict']}" in res.output and "contrastive (baseline)" in res.output
-    planned = next(p.number for p in catalog.select(status="planned") if p.number > 0)
-    res = runner.invoke(app, ["show", str(planned)])
+    res = runner.invoke(app, ["show", str(planned_paper)])
     assert res.exit_code == 0 and "Not implemented yet" in res.output
     res = runner.invoke(app, ["show", "99"])
     assert res.exit_code == 2 and "no paper number 99" in res.output
 
 
-def test_reproduce_unknown_paper_budget_or_record() -> None:
-    planned = catalog.select(status="planned")[0].number  # a paper without a reproduction yet
-    res = runner.invoke(app, ["reproduce", str(planned)])
+def test_reproduce_unknown_paper_budget_or_record(planned_paper: int) -> None:
+    res = runner.invoke(app, ["reproduce", str(planned_paper)])
     assert res.exit_code == 2 and "no reproduction" in res.output
     res = runner.invoke(app, ["reproduce", "28", "--budget", "huge", "--jobs", "1"])
     assert res.exit_code == 2 and "no budget 'huge'" in res.output

@@ -215,8 +215,14 @@ def test_catalog_has_one_row_per_paper(page: tuple[Path, str, Node]) -> None:
     assert [a.attrs["href"] for a in by_number[5].iter("a")] == ["#p05"]
     assert "accuracy: ours 0.912 ± 0.010 vs base 0.850 ± 0.015" in by_number[5].text()
     assert "baseline" in by_number[0].text()
-    planned = next(p.number for p in catalog.select(status="planned") if p.number > 0)
-    assert [c.text() for c in by_number[planned].iter("td")][4:6] == ["planned", "–"]
+    assert all(c.text() != "planned" for row in by_number.values() for c in row.iter("td"))
+
+
+def test_a_planned_paper_has_no_verdict(planned_paper: int, results: Path, tmp_path: Path) -> None:
+    out = report.build_report(tmp_path / "site" / "report.html", results_dir=results)
+    (tbody,) = parse(out.read_text(encoding="utf-8")).by_id("catalog").iter("tbody")
+    row = next(r for r in tbody.iter("tr") if [c.text() for c in r.iter("td")][0] == str(planned_paper))
+    assert [c.text() for c in row.iter("td")][4:6] == ["planned", "–"]
 
 
 def test_a_section_per_summary(page: tuple[Path, str, Node]) -> None:
@@ -362,10 +368,10 @@ def test_committed_results(tmp_path: Path) -> None:
     assert len(list(dom.iter("img"))) == sum(papers.recorded_plot(p.key) is not None for p in catalog.PAPERS)
 
 
-def test_status_follows_the_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_follows_the_catalog(planned_paper: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the recorded results patched, the page's statuses are the catalog's own."""
     summaries = {catalog.get(n).key: s for n, s in fixture_summaries().items()}
-    planned = next(p.number for p in catalog.select(status="planned") if p.number > 0)
+    planned = planned_paper
     summaries[catalog.get(planned).key] = make_summary(planned, [("x", 1.0, 0.5, 1.5)])  # no record: still planned
     monkeypatch.setattr(papers, "recorded_result", lambda key: summaries.get(key))
     monkeypatch.setattr(papers, "recorded_plot", lambda key: None)
