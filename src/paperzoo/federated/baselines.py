@@ -41,11 +41,14 @@ __all__ = [
     "FederatedData",
     "FederatedHistory",
     "LocalTraining",
+    "accuracy_handler",
     "client_seed",
     "evaluate_accuracy",
     "fedavg_apps",
     "fedavg_reference",
     "local_train",
+    "node_counts",
+    "serve",
 ]
 
 
@@ -221,7 +224,36 @@ def fedavg_apps(
         metrics = MetricRecord({"num-examples": len(y), "train-loss": loss})
         return Message(RecordDict({"arrays": arrays_of(model), "metrics": metrics}), reply_to=msg)
 
-    @client.evaluate()
+    client.evaluate()(accuracy_handler(model_fn, data))
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        common = node_counts(data.num_clients, fraction_train, client_evaluation=True)
+        strategy = FedProx(proximal_mu=proximal_mu, **common) if proximal_mu > 0 else FedAvg(**common)
+        result = serve(grid, strategy, model_fn, data, history, rounds=rounds, seed=seed)
+        history.client_accuracy = [
+            float(result.evaluate_metrics_clientapp[r]["accuracy"]) for r in sorted(result.evaluate_metrics_clientapp)
+        ]
+
+    return server, client, history
+
+
+def node_counts(num_clients: int, fraction_train: float, *, client_evaluation: bool) -> dict[str, Any]:
+    """The node arguments of a Flower ``FedAvg``-family strategy: ``fraction_train`` of the clients train
+    each round; every client evaluates the global model on its own data when ``client_evaluation``."""
+    return {
+        "fraction_train": fraction_train,
+        "fraction_evaluate": 1.0 if client_evaluation else 0.0,
+        "min_train_nodes": max(1, round(fraction_train * num_clients)),
+        "min_evaluate_nodes": num_clients if client_evaluation else 0,
+        "min_available_nodes": num_clients,
+    }
+
+
+def accuracy_handler(model_fn: Callable[[], nn.Module], data: FederatedData) -> Callable[[Message, Context], Message]:
+    """A ``ClientApp`` evaluate handler: the received global model's accuracy on the client's own samples."""
+
     def evaluate(msg: Message, context: Context) -> Message:
         k = partition_id(context)
         model = model_fn()
@@ -230,51 +262,49 @@ def fedavg_apps(
         metrics = MetricRecord({"num-examples": len(y), "accuracy": evaluate_accuracy(model, x, y)})
         return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
-    server = ServerApp()
-
-    @server.main()
-    def main(grid: Grid, context: Context) -> None:
-        start = time.perf_counter()
-        torch.manual_seed(seed)
-        initial = model_fn()
-        n = data.num_clients
-        common: dict[str, Any] = {
-            "fraction_train": fraction_train,
-            "fraction_evaluate": 1.0,
-            "min_train_nodes": max(1, round(fraction_train * n)),
-            "min_evaluate_nodes": n,
-            "min_available_nodes": n,
-        }
-        strategy = FedProx(proximal_mu=proximal_mu, **common) if proximal_mu > 0 else FedAvg(**common)
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=arrays_of(initial),
-            num_rounds=rounds,
-            train_config=ConfigRecord({}),
-            evaluate_fn=_server_evaluation(model_fn, data, history),
-        )
-        history.final_state = result.arrays.to_torch_state_dict()
-        history.client_accuracy = [
-            float(result.evaluate_metrics_clientapp[r]["accuracy"]) for r in sorted(result.evaluate_metrics_clientapp)
-        ]
-        history.wall_s = time.perf_counter() - start
-
-    return server, client, history
+    return evaluate
 
 
-def _server_evaluation(
-    model_fn: Callable[[], nn.Module], data: FederatedData, history: FederatedHistory
-) -> Callable[[int, ArrayRecord], MetricRecord]:
+def serve(
+    grid: Grid,
+    strategy: FedAvg,
+    model_fn: Callable[[], nn.Module],
+    data: FederatedData,
+    history: FederatedHistory,
+    *,
+    rounds: int,
+    seed: int,
+    server_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
+) -> Any:
+    """What a server app's main function does: start ``strategy`` from ``model_fn()`` (drawn after
+    seeding torch with ``seed``) for ``rounds`` rounds, evaluate the global model on ``data``'s test set
+    after each round into ``history.rounds`` (``"accuracy"``, plus ``server_metrics(model)`` if given),
+    and keep the final global state and the wall time. Returns Flower's result of the strategy."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    initial = model_fn()
+
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         if server_round == 0:  # the initial model: not a round
             return MetricRecord({})
         model = model_fn()
         load_arrays(model, arrays)
         values = {"accuracy": evaluate_accuracy(model, data.x_test, data.y_test)}
+        if server_metrics is not None:
+            values.update(server_metrics(model))
         history.rounds.append(values)
         return MetricRecord(values)
 
-    return evaluate
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=arrays_of(initial),
+        num_rounds=rounds,
+        train_config=ConfigRecord({}),
+        evaluate_fn=evaluate,
+    )
+    history.final_state = result.arrays.to_torch_state_dict()
+    history.wall_s = time.perf_counter() - start
+    return result
 
 
 def fedavg_reference(

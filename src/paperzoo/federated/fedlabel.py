@@ -39,7 +39,6 @@ Flower's Message API, the local model living in the client's ``context.state``. 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
@@ -54,7 +53,14 @@ from flwr.serverapp.strategy import FedAvg
 from torch import nn
 
 from paperzoo._validation import Constraint, Interval, Options, check_finite, check_labels, validate_params
-from paperzoo.federated.baselines import FederatedData, FederatedHistory, client_seed, evaluate_accuracy
+from paperzoo.federated.baselines import (
+    FederatedData,
+    FederatedHistory,
+    client_seed,
+    evaluate_accuracy,
+    node_counts,
+    serve,
+)
 from paperzoo.federated.flower import arrays_of, load_arrays, load_state, partition_id, save_state
 
 __all__ = [
@@ -781,36 +787,12 @@ def fedlabel_apps(
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        start = time.perf_counter()
-        torch.manual_seed(seed)
-        initial = model_fn()
-        n = data.num_clients
-        evaluating = client_tests is not None
-        strategy = FedLabelStrategy(
-            fraction_train=fraction_train,
-            fraction_evaluate=1.0 if evaluating else 0.0,
-            min_train_nodes=max(1, round(fraction_train * n)),
-            min_evaluate_nodes=n if evaluating else 0,
-            min_available_nodes=n,
-        )
-
-        def server_eval(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            if server_round == 0:
-                return MetricRecord({})
-            model = model_fn()
-            load_arrays(model, arrays)
-            values = {"accuracy": evaluate_accuracy(model, data.x_test, data.y_test)}
-            history.rounds.append(values)
-            return MetricRecord(values)
-
-        result = strategy.start(
-            grid=grid, initial_arrays=arrays_of(initial), num_rounds=rounds, evaluate_fn=server_eval
-        )
+        counts = node_counts(data.num_clients, fraction_train, client_evaluation=client_tests is not None)
+        strategy = FedLabelStrategy(**counts)
+        result = serve(grid, strategy, model_fn, data, history, rounds=rounds, seed=seed)
         for r, values in enumerate(history.rounds, start=1):
             for source in (result.train_metrics_clientapp, result.evaluate_metrics_clientapp):
                 if r in source:
                     values.update({k: float(v) for k, v in source[r].items() if k != "num-examples"})  # type: ignore[arg-type]
-        history.final_state = result.arrays.to_torch_state_dict()
-        history.wall_s = time.perf_counter() - start
 
     return server, client, history

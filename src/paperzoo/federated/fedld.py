@@ -36,7 +36,6 @@ reconstructed from the abstract.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -61,9 +60,11 @@ from paperzoo.federated.baselines import (
     FederatedData,
     FederatedHistory,
     LocalTraining,
+    accuracy_handler,
     client_seed,
-    evaluate_accuracy,
     local_train,
+    node_counts,
+    serve,
 )
 from paperzoo.federated.flower import arrays_of, load_arrays, partition_id
 from paperzoo.losses.base import ClassificationLoss, upcast_low_precision
@@ -616,30 +617,13 @@ def fedld_apps(
             metrics["global-loss"] = _mean_ce(model, _batches(data.x_test, data.y_test))
         return Message(RecordDict({"arrays": arrays_of(model), "metrics": MetricRecord(metrics)}), reply_to=msg)
 
-    @client.evaluate()
-    def evaluate(msg: Message, context: Context) -> Message:
-        k = partition_id(context)
-        model = model_fn()
-        load_arrays(model, msg.content["arrays"])
-        x, y = data.client(k)
-        metrics = MetricRecord({"num-examples": len(y), "accuracy": evaluate_accuracy(model, x, y)})
-        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
-
+    client.evaluate()(accuracy_handler(model_fn, data))
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        start = time.perf_counter()
-        torch.manual_seed(seed)
-        initial = model_fn()
-        n = data.num_clients
-        common: dict[str, Any] = {
-            "fraction_train": fraction_train,
-            "fraction_evaluate": 0.0,  # the server evaluates the global model itself
-            "min_train_nodes": max(1, round(fraction_train * n)),
-            "min_evaluate_nodes": 0,
-            "min_available_nodes": n,
-        }
+        # the server evaluates the global model itself: no client-side evaluation
+        common = node_counts(data.num_clients, fraction_train, client_evaluation=False)
         strategy: FedAvg
         if aggregation == "principal":
             strategy = FedLDStrategy(k_prop=k_prop, **common)
@@ -648,25 +632,10 @@ def fedld_apps(
         else:
             strategy = FedAvg(**common)
 
-        def server_eval(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            if server_round == 0:
-                return MetricRecord({})
-            model = model_fn()
-            load_arrays(model, arrays)
-            values = {
-                "accuracy": evaluate_accuracy(model, data.x_test, data.y_test),
-                "loss": _mean_ce(model, _batches(data.x_test, data.y_test)),
-            }
-            history.rounds.append(values)
-            return MetricRecord(values)
+        def test_loss(model: nn.Module) -> dict[str, float]:
+            return {"loss": _mean_ce(model, _batches(data.x_test, data.y_test))}
 
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=arrays_of(initial),
-            num_rounds=rounds,
-            train_config=ConfigRecord({}),
-            evaluate_fn=server_eval,
-        )
+        result = serve(grid, strategy, model_fn, data, history, rounds=rounds, seed=seed, server_metrics=test_loss)
         for r, row in enumerate(history.rounds, start=1):
             train_metrics = result.train_metrics_clientapp.get(r)
             if train_metrics is None:
@@ -675,8 +644,6 @@ def fedld_apps(
             if _decompose(decomposition, r):
                 terms = decomposition_from_losses([row["local-loss"]], [row["global-loss"]], row["loss"])
                 row.update({key: terms[key] for key in ("local", "shift", "aggregation")})
-        history.final_state = result.arrays.to_torch_state_dict()
-        history.wall_s = time.perf_counter() - start
 
     return server, client, history
 
