@@ -16,6 +16,7 @@ forget set, and the method's wall time (lower is better).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.compare.data import Data, DataError, stratified_split, subsample
-from paperzoo.compare.task import Setting, Split, Standardize, Task, build_component, count, noisy_labels
+from paperzoo.compare.data import Data, DataError
+from paperzoo.compare.task import Setting, Split, Standardize, build_component, count
+from paperzoo.compare.tasks.classification import ClassificationTask
 from paperzoo.engine import TrainConfig, fit, make_loader
 from paperzoo.models import MLP
 from paperzoo.papers import Method
@@ -37,7 +39,7 @@ def _baseline(name: str, factory: str, description: str, **kwargs: Any) -> Metho
     return Method(name, "unlearning", f"paperzoo.unlearning.baselines:{factory}", kwargs, description)
 
 
-class UnlearningTask(Task):
+class UnlearningTask(ClassificationTask):
     """Accuracy, gaps to the retrain oracle, membership inference and wall time of each unlearning method."""
 
     name = "unlearning"
@@ -59,9 +61,7 @@ class UnlearningTask(Task):
         ),
     )
     forget_fraction = 0.1
-    hidden = 256
     batch_size = 128
-    lr = 1e-3
 
     def metrics(self, data: Data) -> list[str]:
         return ["test acc", "retain acc", "forget gap", "MIA gap", "oracle KL", "time s"]
@@ -69,37 +69,21 @@ class UnlearningTask(Task):
     def check(self, data: Data) -> None:
         if data.multilabel:
             raise DataError(f"{data.origin}: key 'y' is multi-hot (N, C); unlearning needs one label per sample")
-        if data.num_classes < 2:
-            raise DataError(f"{data.origin}: key 'y' holds {data.num_classes} class; unlearning needs at least 2")
-        if not data.has_test:
-            stratified_split(data, 0)
+        super().check(data)
 
     def split(self, data: Data, seed: int, setting: Setting) -> Split:
-        if data.x_test is not None and data.y_test is not None:
-            train_idx = np.arange(len(data.y))
-            x_test, y_test, how = data.x_test, data.y_test, "the data's own test split"
-        else:
-            train_idx, test_idx = stratified_split(data, seed)
-            x_test, y_test, how = data.x[test_idx], data.y[test_idx], "a seeded stratified 80/20 split"
-        train_idx = subsample(train_idx, setting.max_train, np.random.default_rng(seed))
-        n_forget = max(5, round(self.forget_fraction * len(train_idx)))
-        if n_forget >= len(train_idx) or len(y_test) < 5:
+        """The classification task's split (the data's test split or a seeded stratified 80/20 one, at
+        most ``max_train`` training samples); a seeded 10% of the training samples is the forget set."""
+        split = super().split(data, seed, setting)
+        n_train, n_test = len(split.y_train), len(split.y_test)
+        n_forget = max(5, round(self.forget_fraction * n_train))
+        if n_forget >= n_train or n_test < 5:
             raise DataError(
-                f"{data.origin}: {len(train_idx)} training and {len(y_test)} test samples are too few for a forget set "
+                f"{data.origin}: {n_train} training and {n_test} test samples are too few for a forget set "
                 "of 10% (at least 5 samples) and the membership-inference attack (at least 5 test samples)"
             )
-        return Split(
-            torch.from_numpy(data.x[train_idx]),
-            noisy_labels(torch.from_numpy(data.y[train_idx]), setting, data.num_classes, seed),
-            torch.from_numpy(np.ascontiguousarray(x_test)),
-            torch.from_numpy(np.ascontiguousarray(y_test)),
-            data.num_classes,
-            f"{len(train_idx):,} training samples ({n_forget:,} to forget, a seeded 10%) / {len(y_test):,} test "
-            f"samples ({how})",
-        )
-
-    def build_model(self, split: Split) -> nn.Module:
-        return nn.Sequential(Standardize(split.x_train), MLP(split.x_train.shape[1], (self.hidden,), split.num_classes))
+        forget = f" training samples ({n_forget:,} to forget, a seeded 10%) / "
+        return replace(split, description=split.description.replace(" training / ", forget, 1))
 
     def train(self, model: nn.Module, component: nn.Module, split: Split, seed: int, setting: Setting) -> None:
         """Not a step of this task: :meth:`run` trains the original model and the oracle through the
