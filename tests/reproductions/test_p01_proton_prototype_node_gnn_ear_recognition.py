@@ -14,10 +14,28 @@ from paperzoo.reproductions import p01_proton_prototype_node_gnn_ear_recognition
 
 def test_unseen_identities_are_held_out_of_training(require_data: Any) -> None:
     require_data(p01)
-    split = p01.load_split(p01.SMOKE)
-    assert set(np.unique(split.y_test).tolist()) == set(p01.TEST_CLASSES)
-    assert set(np.unique(split.y_train).tolist()) == set(range(20))  # training identities renumbered 0..19
-    assert split.x_train.shape[1] == 1280 and split.x_test.shape[1] == 1280
+    for setting, shape in ((p01.SCRATCH, (1, 28, 28)), (p01.EFFNET, (1280,))):
+        split = p01.load_split(setting, p01.SMOKE)
+        assert set(np.unique(split.y_test).tolist()) == set(p01.TEST_CLASSES)
+        assert set(np.unique(split.y_train).tolist()) == set(range(20))  # training identities renumbered 0..19
+        assert tuple(split.x_train.shape[1:]) == shape and tuple(split.x_test.shape[1:]) == shape
+
+
+def test_both_settings_share_classes_and_split(require_data: Any) -> None:
+    require_data(p01)
+    scratch, effnet = (p01.load_split(s, p01.SMOKE) for s in p01.SETTINGS)
+    assert np.array_equal(np.unique(scratch.y_train), np.unique(effnet.y_train))
+    assert np.array_equal(np.unique(scratch.y_test), np.unique(effnet.y_test))
+
+
+def test_scratch_model_is_a_convnet_on_raw_images() -> None:
+    from paperzoo.models import ConvNet
+
+    model = p01.ProtoNModel(p01.PROTON, 20, p01.SCRATCH, conv_width=4)
+    assert isinstance(model.f, ConvNet)
+    z = model.embed(torch.randn(6, 1, 28, 28))
+    assert z.shape == (6, p01.EMB)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(6))
 
 
 def test_protonet_prototypes_are_class_means_and_proton_keeps_shapes() -> None:
@@ -32,4 +50,5 @@ def test_protonet_prototypes_are_class_means_and_proton_keeps_shapes() -> None:
 @pytest.mark.slow
 def test_full_run(tmp_path: Path) -> None:
     result = p01.run(smoke=False, seeds=(0, 1, 2), out_dir=tmp_path, progress=False, jobs=2)
-    assert result.table.mean(p01.PROTONET, "5-shot") > 50.0  # far above the 20% chance of 5-way
+    for setting in p01.SETTINGS:  # far above the 20% chance of 5-way
+        assert result.table.mean(p01.row(p01.PROTONET, setting), "5-shot") > 50.0
