@@ -48,6 +48,45 @@ def test_generator_bad_input() -> None:
         make_fitb(LABELS, 0, seed=0)
 
 
+def test_both_settings_get_the_same_outfits() -> None:
+    # the class-level outfits depend on the seed only, not on the image pool that fills them
+    other = np.random.default_rng(5).permutation(np.repeat(np.arange(10), 70))
+    a, b = make_outfits(LABELS, 500, seed=7), make_outfits(other, 500, seed=7)
+    for field in ("mask", "classes", "y", "broken"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert np.array_equal(other[b.idx][b.mask], b.classes[b.mask])
+    fa, fb = make_fitb(LABELS, 200, seed=8), make_fitb(other, 200, seed=8)
+    assert np.array_equal(fa.answer, fb.answer) and np.array_equal(LABELS[fa.candidates], other[fb.candidates])
+
+
+def test_rows_per_setting_and_feature_model() -> None:
+    assert p02.METHODS == tuple(f"{m} ({s})" for s in ("scratch", "effnet") for m in p02.BASE_METHODS)
+    torch = pytest.importorskip("torch")
+    items, mask = torch.randn(5, 4, 1280), torch.ones(5, 4, dtype=torch.bool)
+    mask[:2, 3] = False
+    for method in p02.BASE_METHODS:
+        model = p02.make_model(method, 32, item_dim=1280)
+        assert model(items, mask).shape == (5,)
+
+
+def test_effnet_pools_are_standardised_features() -> None:
+    from paperzoo.data import DatasetNotInstalledError
+    from paperzoo.models.pretrained import efficientnet_lite0_available
+
+    if not efficientnet_lite0_available():
+        pytest.skip("the vision extra (EfficientNet-Lite0) is not installed")
+    cfg = p02.SMOKE
+    try:
+        x_tr, y_tr, x_te, y_te = p02.effnet_pools(cfg.feat_train, cfg.feat_test, cfg.px)
+    except DatasetNotInstalledError as exc:
+        pytest.skip(str(exc))
+    assert x_tr.shape == (cfg.feat_train, 1280) and x_te.shape == (cfg.feat_test, 1280)
+    assert y_tr.shape == (cfg.feat_train,) and y_te.shape == (cfg.feat_test,)
+    assert set(np.unique(y_tr).tolist()) == set(range(10)) == set(np.unique(y_te).tolist())
+    assert float(x_tr.mean(0).abs().max()) < 1e-4 and bool(x_tr.isfinite().all() and x_te.isfinite().all())
+    assert p02.pools(cfg, "effnet")[0] is x_tr  # cached per process: read once
+
+
 @pytest.mark.slow
 def test_full_run(tmp_path: Path) -> None:
     result = p02.run(out_dir=tmp_path, progress=False, jobs=2)

@@ -6,8 +6,19 @@ compatibility rule over the image classes (one top / bottom / shoes, at most one
 piece); incompatible outfits break one rule. Training outfits use images of the Fashion-MNIST training split,
 test outfits and fill-in-the-blank (FITB) queries images of the test split.
 
-Methods, all with the same item encoder (an MLP on the flattened pixels, trained jointly), the same focal loss
-(gamma = 2) on the compatibility logit, Adam 1e-3, through :func:`paperzoo.engine.fit`:
+Two settings, one row group each ("<method> (scratch)" / "<method> (effnet)"), with the same generated outfits
+(the outfit seeds do not depend on the setting, so classes, labels, item order and FITB answers are identical;
+only the images filling them come from each setting's pool):
+
+* scratch: the item encoder is an MLP 784-64-32 on the flattened pixels of all 60,000 training / 10,000 test
+  images, trained jointly with the model;
+* effnet: frozen EfficientNet-Lite0 (ImageNet) features, 64 px, 1280-d, of a fixed random subset of 5,000
+  training / 2,000 test images (:func:`effnet_pools`; the subset and its disk cache are shared with paper 09),
+  standardised with the training pool's statistics, through a trainable projection MLP 1280-64-32 feeding the
+  same models. The features are extracted (or read back from the cache) once, in the parent process.
+
+Methods, in each setting the same item encoder, the same focal loss (gamma = 2) on the compatibility logit,
+Adam 3e-3, 20 epochs, through :func:`paperzoo.engine.fit`:
 
 * OutfitTransformer: outfit token + items through a 2-layer, 4-head, d = 32 transformer encoder, no positional
   encoding (:class:`paperzoo.models.outfit_transformer.OutfitEncoder`);
@@ -16,7 +27,8 @@ Methods, all with the same item encoder (an MLP on the flattened pixels, trained
   improves on).
 
 Metrics: compatibility AUC on held-out outfits (all negatives, and per broken rule), FITB accuracy (4
-candidates, the one whose completed outfit scores highest). Units: one (method, seed) training run each.
+candidates, the one whose completed outfit scores highest). Claims (OutfitTransformer beats each baseline on CP
+AUC and FITB) are stated per setting. Units: one (setting, method, seed) training run each.
 """
 
 from __future__ import annotations
@@ -41,8 +53,18 @@ DATA: tuple[str, ...] = ("fashion-mnist",)
 BUDGETS: tuple[str, ...] = ()
 
 OT, MEAN, PAIR = "OutfitTransformer", "mean-pool (no transformer)", "pairwise"
-METHODS = (OT, MEAN, PAIR)
+BASE_METHODS = (OT, MEAN, PAIR)
+SCRATCH, EFFNET = "scratch", "effnet"
+SETTINGS = (SCRATCH, EFFNET)
 METRICS = ["CP AUC", "CP AUC (statement rule)", "CP AUC (slot rule)", "FITB acc"]
+
+
+def row(method: str, setting: str) -> str:
+    """The table row of ``method`` in ``setting``, e.g. ``"OutfitTransformer (effnet)"``."""
+    return f"{method} ({setting})"
+
+
+METHODS = tuple(row(m, s) for s in SETTINGS for m in BASE_METHODS)
 
 
 @dataclass(frozen=True)
@@ -51,13 +73,18 @@ class Config:
     n_test: int
     n_fitb: int
     epochs: int
+    feat_train: int
+    feat_test: int
     batch_size: int = 128
     d_model: int = 32
     lr: float = 3e-3
+    px: int = 64
 
 
-FULL = Config(n_train=8_000, n_test=2_000, n_fitb=1_000, epochs=20)
-SMOKE = Config(n_train=600, n_test=300, n_fitb=100, epochs=1)
+# the effnet pools (5000 / 2000 and 300 / 200 images) are the fixed subsets whose features
+# p09_discriminative_vs_generative also uses, so the cached features are shared
+FULL = Config(n_train=8_000, n_test=2_000, n_fitb=1_000, epochs=20, feat_train=5_000, feat_test=2_000)
+SMOKE = Config(n_train=600, n_test=300, n_fitb=100, epochs=1, feat_train=300, feat_test=200)
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,7 @@ class Unit:
     method: str
     seed: int
     cfg: Config
+    setting: str = SCRATCH
 
 
 @lru_cache(maxsize=2)
@@ -76,14 +104,47 @@ def _images(split: str) -> tuple[torch.Tensor, np.ndarray]:
     return x, np.asarray(data.y, dtype=np.int64)
 
 
-def make_model(method: str, d: int) -> nn.Module:
+@lru_cache(maxsize=2)
+def effnet_pools(n_train: int, n_test: int, px: int = 64) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """Frozen EfficientNet-Lite0 features of fixed random subsets (``default_rng(0)``: ``n_train`` images of the
+    Fashion-MNIST training split, then ``n_test`` of the test split), standardised with the training pool's
+    per-feature mean and std. Returns ``(x_train, y_train, x_test, y_test)``.
+
+    The features are computed once and cached on disk (:func:`paperzoo.models.pretrained.efficientnet_lite0_features`,
+    keyed by the image bytes); :func:`run` calls this in the parent process before the units start, so the workers
+    only read the cache.
+    """
+    from paperzoo.data import load_fashion_mnist
+    from paperzoo.models.pretrained import efficientnet_lite0_features
+
+    rng = np.random.default_rng(0)
+    out: list[Any] = []
+    for split, n in (("train", n_train), ("test", n_test)):
+        data = load_fashion_mnist(split)
+        sub = data.subset(np.sort(rng.choice(len(data), size=n, replace=False)))
+        feats = efficientnet_lite0_features(sub.x, size=px, cache_key=f"fashion-mnist-{split}-{n}")
+        out += [torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)), np.asarray(sub.y, dtype=np.int64)]
+    mu, sd = out[0].mean(0), out[0].std(0).clamp_min(1e-6)
+    return (out[0] - mu) / sd, out[1], (out[2] - mu) / sd, out[3]
+
+
+def pools(cfg: Config, setting: str) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)`` item inputs of a setting: flattened pixels or frozen features."""
+    if setting == SCRATCH:
+        return (*_images("train"), *_images("test"))
+    return effnet_pools(cfg.feat_train, cfg.feat_test, cfg.px)
+
+
+def make_model(method: str, d: int, item_dim: int = 784) -> nn.Module:
+    """A model over items of ``item_dim`` inputs; its item encoder (the trainable MLP item_dim-2d-d) is the pixel
+    encoder of the scratch setting and the projection of the frozen features in the effnet setting."""
     from paperzoo.models.outfit_transformer import MeanPoolCompatibility, OutfitEncoder, PairwiseCompatibility
 
     if method == OT:
-        return OutfitEncoder(784, d_model=d, n_heads=4, n_layers=2, d_ffn=2 * d)
+        return OutfitEncoder(item_dim, d_model=d, n_heads=4, n_layers=2, d_ffn=2 * d)
     if method == MEAN:
-        return MeanPoolCompatibility(784, d_model=d)
-    return PairwiseCompatibility(784, d_model=d)
+        return MeanPoolCompatibility(item_dim, d_model=d)
+    return PairwiseCompatibility(item_dim, d_model=d)
 
 
 def _scores(model: nn.Module, x: torch.Tensor, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -96,18 +157,20 @@ def _scores(model: nn.Module, x: torch.Tensor, idx: np.ndarray, mask: np.ndarray
 
 
 def run_unit(unit: Unit) -> dict[str, float]:
-    """Train one (method, seed) on generated outfits; CP AUC and FITB accuracy on held-out images."""
+    """Train one (setting, method, seed) on generated outfits; CP AUC and FITB accuracy on held-out images.
+
+    The outfit seeds do not depend on the setting: both settings get the same outfits (classes, sizes, labels,
+    broken rules, item order, FITB answers), filled with images of their own pools."""
     from paperzoo.data.outfits import make_fitb, make_outfits
     from paperzoo.models.outfit_transformer import fitb_choice
 
     cfg = unit.cfg
-    x_tr, y_tr = _images("train")
-    x_te, y_te = _images("test")
+    x_tr, y_tr, x_te, y_te = pools(cfg, unit.setting)
     train = make_outfits(y_tr, cfg.n_train, seed=1000 + unit.seed)
     test = make_outfits(y_te, cfg.n_test, seed=2000 + unit.seed)
     fitb = make_fitb(y_te, cfg.n_fitb, seed=3000 + unit.seed)
     seed_everything(unit.seed)
-    model = make_model(unit.method, cfg.d_model)
+    model = make_model(unit.method, cfg.d_model, x_tr.shape[1])
     ds = TensorDataset(torch.from_numpy(train.idx), torch.from_numpy(train.mask), torch.from_numpy(train.y).float())
     loader = make_loader(ds, cfg.batch_size, seed=unit.seed)
 
@@ -153,45 +216,66 @@ def run(
     ``out_dir/02-outfittransformer/`` and return the :class:`Result`."""
     rep = start(PAPER, smoke=smoke, seeds=seeds, progress=progress, jobs=jobs, budget=budget, budgets=BUDGETS)
     cfg = SMOKE if rep.smoke else FULL
-    units = [Unit(method, seed, cfg) for seed in rep.seeds for method in METHODS]
+    pools(cfg, EFFNET)  # extracts (or reads back) the frozen features once, here in the parent process
+    units = [Unit(m, seed, cfg, setting) for seed in rep.seeds for setting in SETTINGS for m in BASE_METHODS]
     outputs = rep.map(run_unit, units)
-    table = Table(METRICS, METHODS, baselines=[MEAN, PAIR])
+    baselines = [row(m, s) for s in SETTINGS for m in (MEAN, PAIR)]
+    table = Table(METRICS, list(METHODS), baselines=baselines)
     for unit, out in zip(units, outputs):
-        table.add(unit.method, unit.seed, out)
-    claims = [Claim.greater(table, OT, base, metric) for base in (PAIR, MEAN) for metric in ("CP AUC", "FITB acc")]
+        table.add(row(unit.method, unit.setting), unit.seed, out)
+    claims = [
+        Claim.greater(table, row(OT, s), row(base, s), metric)
+        for s in SETTINGS
+        for base in (PAIR, MEAN)
+        for metric in ("CP AUC", "FITB acc")
+    ]
     c = cfg
     result = rep.result(
         table,
         claims,
         setting=(
-            f"generated outfits of Fashion-MNIST images (3-4 items; hidden rule: one top / bottom / shoes, <= 1 "
-            f"extra, exactly one statement piece; negatives break one rule, half each): {c.n_train} training "
-            f"outfits (train-split images), {c.n_test} test outfits and {c.n_fitb} 4-candidate FITB queries "
-            f"(test-split images). Item encoder MLP 784-{2 * c.d_model}-{c.d_model} on pixels, trained jointly; "
-            f"OutfitTransformer 2 layers, 4 heads, d = {c.d_model}, pre-norm, no positional encoding; focal loss "
-            f"(gamma 2) for all methods; Adam {c.lr}, {c.epochs} epochs, batch {c.batch_size}. AUC and accuracy in %"
+            f"generated outfits over the 10 Fashion-MNIST classes (3-4 items; hidden rule: one top / bottom / "
+            f"shoes, <= 1 extra, exactly one statement piece; negatives break one rule, half each): {c.n_train} "
+            f"training outfits (train-split images), {c.n_test} test outfits and {c.n_fitb} 4-candidate FITB "
+            f"queries (test-split images); the same outfits (classes, labels, order) in both settings. Item "
+            f"encoder: (scratch) MLP 784-{2 * c.d_model}-{c.d_model} on the pixels of all 60,000 / 10,000 "
+            f"images, trained jointly; (effnet) frozen EfficientNet-Lite0 ImageNet features ({c.px} px, 1280-d, "
+            f"cached, standardised) of a fixed subset of {c.feat_train} training / {c.feat_test} test images, "
+            f"through a trainable projection MLP 1280-{2 * c.d_model}-{c.d_model}. OutfitTransformer 2 layers, 4 "
+            f"heads, d = {c.d_model}, pre-norm, no positional encoding; focal loss (gamma 2) for all methods; Adam "
+            f"{c.lr}, {c.epochs} epochs, batch {c.batch_size}. AUC and accuracy in %"
         ),
         scale_note=(
-            "a generated rule over 10 Fashion-MNIST classes and a pixel MLP instead of Polyvore Outfits with "
-            "ResNet-18 + SentenceBERT item encoders and a 6-layer transformer; only the ordering of the methods is "
-            "comparable, not the values"
+            "a generated rule over 10 Fashion-MNIST classes and a pixel MLP or frozen EfficientNet-Lite0 features "
+            "at 64 px instead of Polyvore Outfits with ResNet-18 + SentenceBERT item encoders and a 6-layer "
+            "transformer; only the ordering of the methods within a setting is comparable, not the values"
         ),
         notes=(
-            f"Claims are paired over {len(rep.seeds)} seeds (95% t-interval). The per-rule AUC columns separate "
-            "negatives breaking the set-level statement rule from those breaking the slot rule. Complementary item "
-            "retrieval (target-item token + set-wise ranking loss) is implemented and tested but not reproduced here."
+            f"Claims are paired over {len(rep.seeds)} seeds (95% t-interval), stated per setting. The per-rule AUC "
+            "columns separate negatives breaking the set-level statement rule from those breaking the slot rule. "
+            "The effnet pool is smaller (a fixed subset of images, shared with paper 09's cached features), so the "
+            "two settings differ in image pool as well as in item encoder. Complementary item retrieval "
+            "(target-item token + set-wise ranking loss) is implemented and tested but not reproduced here."
         ),
-        highlight=(OT, PAIR, "CP AUC"),
+        highlight=(row(OT, SCRATCH), row(PAIR, SCRATCH), "CP AUC"),
     )
     return result.write(out_dir, figure=_figure)
 
 
 def _figure(result: Result) -> Any:
-    fig, axes = plots.subplots(1, width=7.0, height=4.5)
-    ax = axes[0] if isinstance(axes, (list, tuple, np.ndarray)) else axes
-    lo = min(min(result.table.values(m, n)) for m in result.table.methods for n in METRICS)
-    plots.grouped_bars(
-        ax, result.table, METRICS, labels=METRICS, ylim=(max(0.0, lo - 10.0), 100.0), title="generated outfits"
-    )
-    ax.legend(fontsize=8, loc="lower left")
-    return plots.finish(fig, result, "OutfitTransformer vs mean-pool and pairwise compatibility")
+    fig, axes = plots.subplots(2, width=6.0, height=4.5)
+    t = result.table
+    lo = min(min(t.values(m, n)) for m in t.methods for n in METRICS)
+    width = 0.8 / len(BASE_METHODS)
+    for ax, setting in zip(axes, SETTINGS):
+        for i, method in enumerate(BASE_METHODS):
+            summ = [t.summary(row(method, setting), n) for n in METRICS]
+            xs = np.arange(len(METRICS)) + (i - (len(BASE_METHODS) - 1) / 2) * width
+            name = method if method == OT else f"{method} (baseline)"
+            ax.bar(xs, [v["mean"] for v in summ], width, yerr=[v["std"] for v in summ], capsize=2, label=name)
+        ax.set_xticks(np.arange(len(METRICS)), [n.replace(" (", "\n(") for n in METRICS], fontsize=8)
+        ax.set_ylim(max(0.0, lo - 10.0), 100.0)
+        ax.set_ylabel("mean ± std over seeds")
+        ax.set_title("pixels, from scratch" if setting == SCRATCH else "frozen EfficientNet-Lite0 features")
+        ax.legend(fontsize=8, loc="lower left")
+    return plots.finish(fig, result, "OutfitTransformer vs mean-pool and pairwise compatibility, two item encoders")
