@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from paperzoo.data.nota_episodes import NOTA, NOTAEpisodeSampler
 from paperzoo.reproductions import p51_gpam_gaussian_prototype_adaptive_margin as p51
@@ -53,18 +54,43 @@ def test_threshold_search_finds_a_separating_threshold() -> None:
     assert 2.0 < t <= 5.0
 
 
-def test_novel_classes_are_held_out_of_training(require_data: Any) -> None:
+@pytest.mark.parametrize("setting", p51.SETTINGS)
+def test_novel_classes_are_held_out_of_training(setting: str, require_data: Any) -> None:
     require_data(p51)
-    split = p51.load_split(p51.SMOKE)
+    split = p51.load_split(p51.SMOKE, setting)
     assert set(np.unique(split.y_test).tolist()) == set(p51.TEST_CLASSES)
     assert set(np.unique(split.y_train).tolist()) == set(range(30)) - set(p51.TEST_CLASSES)
-    assert split.x_train.shape[1] == 1280
+    if setting == "scratch":  # raw images, the same classes and split
+        assert split.x_train.shape[1:] == (1, 28, 28) and len(split.y_test) == 10 * p51.SMOKE.scratch_per_class
+    else:
+        assert split.x_train.shape[1:] == (1280,)
+    with pytest.raises(ValueError, match="setting"):
+        p51.load_split(p51.SMOKE, "imagenet")
+
+
+def test_scratch_encoder_is_a_convnet_on_raw_images() -> None:
+    net = p51._Net(None, "scratch", width=4)
+    assert isinstance(net.head, p51.ConvNet) and net.embed(torch.rand(3, 1, 28, 28)).shape == (3, 64)
+    assert p51._Net(None, "effnet").embed(torch.rand(3, 1280)).shape == (3, 64)
+
+
+def test_one_row_group_per_setting_and_claims_per_setting() -> None:
+    assert p51.ROWS == tuple(f"{m} ({s})" for s in ("scratch", "effnet") for m in p51.METHODS)
+    table = p51.Table(["acc"], p51.ROWS)
+    for seed in range(2):
+        for i, name in enumerate(p51.ROWS):
+            table.add(name, seed, {"acc": float(i + seed)})
+    sub = p51._sub_table(table, "effnet")
+    assert sub.methods == list(p51.METHODS) and sub.baselines == [p51.PROTO]
+    assert sub.values(p51.GPAM, "acc") == table.values("GPAM (effnet)", "acc") == [4.0, 5.0]
 
 
 @pytest.mark.slow
 def test_full_run(tmp_path: Path, require_data: Any) -> None:
     require_data(p51)
     result = p51.run(smoke=False, out_dir=tmp_path, progress=False, jobs=2)
-    assert len(result.seeds) >= 3 and len(result.claims) == 6
-    for method in p51.METHODS:
-        assert 20.0 < result.table.mean(method, "overall acc 5-shot") <= 100.0
+    assert len(result.seeds) >= 3 and len(result.claims) == 12
+    for setting in p51.SETTINGS:  # six claims per setting, each within one setting
+        assert sum(c.statement.count(f"({setting})") == 2 for c in result.claims) == 6
+    for name in p51.ROWS:
+        assert 20.0 < result.table.mean(name, "overall acc 5-shot") <= 100.0

@@ -7,8 +7,13 @@ episodes on classes never seen in training, with NOTA queries from other unseen 
 
 * data: the 30-class union of Fashion-MNIST, MNIST and Animal-MNIST (:func:`paperzoo.data.load_union30`); the
   10 test classes are every third class (2, 5, ..., 29), the 20 others are the base (training) classes;
-* encoder: frozen ImageNet EfficientNet-Lite0 features (64 px, cached on disk, extracted once in the parent
-  process) with a trainable head 1280-256-64, standing in for BERT;
+* two settings, same classes, split, episodes, methods and metrics, reported as one row group each:
+
+  - **scratch**: raw 28 x 28 images, a small ConvNet (:class:`paperzoo.models.ConvNet`, width 16, 64-d embedding)
+    trained from a random initialisation on the base-class episodes;
+  - **effnet**: frozen ImageNet EfficientNet-Lite0 features (64 px, cached on disk, extracted once in the parent
+    process) with a trainable head 1280-256-64, standing in for the paper's pretrained BERT;
+
 * episodes (:class:`paperzoo.data.nota_episodes.NOTAEpisodeSampler`): 5-way K-shot (K = 1, 5) with the queries
   of 2 further classes as NOTA (2/7 = 29 % of the queries, close to FewRel's 30 % NOTA setting); training episodes from
   the base classes (5 queries per class), 600 fixed test episodes from the 10 novel classes (15 queries per
@@ -23,7 +28,7 @@ episodes on classes never seen in training, with NOTA queries from other unseen 
 Metrics per test episode, averaged over the 600 episodes (with their 95 % interval ``1.96 std / sqrt(600)`` per
 run): accuracy on the known-class queries ((N+1)-way: a rejected known query is wrong), NOTA F1 (NOTA as the
 positive class), NOTA AUROC of the method's NOTA score, and overall (N+1)-way accuracy (the FewRel NOTA metric).
-Claims are paired over seeds. Training is one :func:`paperzoo.engine.fit` call per run.
+Claims are paired over seeds and stated per setting. Training is one :func:`paperzoo.engine.fit` call per run.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from torch import nn
 from paperzoo.data.nota_episodes import NOTA, NOTAEpisodeSampler
 from paperzoo.engine import Claim, Result, Table, TrainConfig, fit, plots, seed_everything, start
 from paperzoo.losses import GPAMLoss
+from paperzoo.models import ConvNet
 
 PAPER = 51
 DATA = ("fashion-mnist", "mnist", "animal-mnist")
@@ -50,6 +56,7 @@ BUDGETS: tuple[str, ...] = ()
 
 PROTO, GPAM, NOSF = "ProtoNet + threshold", "GPAM", "GPAM w/o semi-factual"
 METHODS = (PROTO, GPAM, NOSF)
+SETTINGS = ("scratch", "effnet")
 SHOTS = (1, 5)
 BASE_METRICS = ("known acc", "NOTA F1", "NOTA AUROC", "overall acc")
 METRICS = [f"{m} {k}-shot" for k in SHOTS for m in BASE_METRICS]
@@ -60,21 +67,54 @@ VAL_EPISODE_SEED = 777
 WAY, NOTA_WAY = 5, 2
 
 
+def row(method: str, setting: str) -> str:
+    """The table row of ``method`` in ``setting``, e.g. ``"GPAM (scratch)"``."""
+    return f"{method} ({setting})"
+
+
+ROWS = tuple(row(m, s) for s in SETTINGS for m in METHODS)
+
+
 @dataclass(frozen=True)
 class Config:
     """Sizes of one run (full or smoke)."""
 
-    per_class: int  # images per class embedded by EfficientNet
+    per_class: int  # images per class embedded by EfficientNet (effnet)
     px: int
-    steps: int  # training episodes
+    steps: int  # training episodes (effnet)
+    scratch_per_class: int  # raw images per class (scratch)
+    scratch_width: int  # ConvNet width (scratch)
+    scratch_steps: int  # training episodes (scratch)
     train_query: int
     test_query: int
     test_episodes: int
     val_episodes: int
 
 
-FULL = Config(per_class=100, px=64, steps=300, train_query=5, test_query=15, test_episodes=600, val_episodes=200)
-SMOKE = Config(per_class=25, px=32, steps=10, train_query=3, test_query=5, test_episodes=40, val_episodes=20)
+FULL = Config(
+    per_class=100,
+    px=64,
+    steps=300,
+    scratch_per_class=200,
+    scratch_width=16,
+    scratch_steps=300,
+    train_query=5,
+    test_query=15,
+    test_episodes=600,
+    val_episodes=200,
+)
+SMOKE = Config(
+    per_class=25,
+    px=32,
+    steps=10,
+    scratch_per_class=25,
+    scratch_width=4,
+    scratch_steps=4,
+    train_query=3,
+    test_query=5,
+    test_episodes=40,
+    val_episodes=20,
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -86,17 +126,25 @@ class Split:
     y_test: np.ndarray
 
 
-@lru_cache(maxsize=2)
-def load_split(cfg: Config) -> Split:
-    """Base / novel split of the cached EfficientNet-Lite0 features of the union."""
+@lru_cache(maxsize=4)
+def load_split(cfg: Config, setting: str = "effnet") -> Split:
+    """Base / novel split of the union: raw 28 x 28 images (``scratch``) or their cached EfficientNet-Lite0
+    features (``effnet``)."""
     from paperzoo.data import load_union30
-    from paperzoo.models.pretrained import efficientnet_lite0_features
 
-    data = load_union30(max_per_class=cfg.per_class, seed=0)
-    feats = efficientnet_lite0_features(data.x, size=cfg.px, cache_key=f"p51-union30-{cfg.per_class}")
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    if setting == "scratch":
+        data = load_union30(max_per_class=cfg.scratch_per_class, seed=0)
+        x_np = data.x
+    else:
+        from paperzoo.models.pretrained import efficientnet_lite0_features
+
+        data = load_union30(max_per_class=cfg.per_class, seed=0)
+        x_np = efficientnet_lite0_features(data.x, size=cfg.px, cache_key=f"p51-union30-{cfg.per_class}")
     y = np.asarray(data.y)
     test = np.isin(y, TEST_CLASSES)
-    x = torch.from_numpy(np.ascontiguousarray(feats))
+    x = torch.from_numpy(np.ascontiguousarray(x_np))
     return Split(x[~test], y[~test], x[test], y[test])
 
 
@@ -172,26 +220,38 @@ class Unit:
     method: str
     seed: int
     cfg: Config
+    setting: str = "effnet"
 
 
 class _Net(nn.Module):
-    def __init__(self, gpam: GPAMLoss | None) -> None:
+    """The encoder of a setting (a from-scratch ConvNet, or a head on frozen features) and the GPAM parameters."""
+
+    def __init__(self, gpam: GPAMLoss | None, setting: str = "effnet", width: int = 16) -> None:
         super().__init__()
-        self.head = nn.Sequential(nn.Linear(1280, 256), nn.ReLU(), nn.Linear(256, 64))
+        if setting == "scratch":
+            self.head: nn.Module = ConvNet(1, width, 64)
+        else:
+            self.head = nn.Sequential(nn.Linear(1280, 256), nn.ReLU(), nn.Linear(256, 64))
         self.gpam = gpam
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
 
+    def embed(self, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+        """Embeddings of ``x`` in chunks (eval mode, no grad expected)."""
+        return torch.cat([self(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
 
 def run_unit(unit: Unit) -> dict[str, Any]:
-    """Train one (shot, method, seed) on base-class episodes and evaluate it on the novel-class NOTA episodes."""
-    cfg, shot = unit.cfg, unit.shot
-    split = load_split(cfg)
+    """Train one (setting, shot, method, seed) on base-class episodes and evaluate it on the novel-class NOTA
+    episodes."""
+    cfg, shot, scratch = unit.cfg, unit.shot, unit.setting == "scratch"
+    split = load_split(cfg, unit.setting)
     seed_everything(unit.seed)
     gpam = None if unit.method == PROTO else GPAMLoss(64, n_views=0 if unit.method == NOSF else 2, k_shot=shot)
-    net = _Net(gpam)
-    batches = EpisodeBatches(split.x_train, split.y_train, shot, cfg.train_query, cfg.steps, unit.seed)
+    net = _Net(gpam, unit.setting, cfg.scratch_width)
+    steps = cfg.scratch_steps if scratch else cfg.steps
+    batches = EpisodeBatches(split.x_train, split.y_train, shot, cfg.train_query, steps, unit.seed)
 
     def compute_loss(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         xs, ys, xq, yq = batch
@@ -209,11 +269,11 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     )
     net.eval()
     with torch.no_grad():
-        emb_test = net(split.x_test)
+        emb_test = net.embed(split.x_test)
         sup, qry, target = _episodes(split.y_test, shot, cfg.test_query, cfg.test_episodes, TEST_EPISODE_SEED)
         extra: dict[str, float] = {}
         if gpam is None:
-            emb_train = net(split.x_train)
+            emb_train = net.embed(split.x_train)
             vs, vq, vt = _episodes(split.y_train, shot, cfg.test_query, cfg.val_episodes, VAL_EPISODE_SEED)
             threshold = best_threshold(*protonet_min_distance(emb_train, vs, vq, shot), vt)
             arg, score = protonet_min_distance(emb_test, sup, qry, shot)
@@ -251,71 +311,99 @@ def run(
     ``out_dir/51-gpam-gaussian-prototype-adaptive-margin/`` and return the :class:`Result`."""
     rep = start(PAPER, smoke=smoke, seeds=seeds, progress=progress, jobs=jobs, budget=budget, budgets=BUDGETS)
     cfg = SMOKE if rep.smoke else FULL
-    split = load_split(cfg)  # extracts and caches the features once, here
-    units = [Unit(shot, method, seed, cfg) for seed in rep.seeds for shot in SHOTS for method in METHODS]
+    splits = {s: load_split(cfg, s) for s in SETTINGS}  # loads the images and caches the features once, here
+    units = [
+        Unit(shot, method, seed, cfg, setting)
+        for seed in rep.seeds
+        for setting in SETTINGS
+        for shot in SHOTS
+        for method in METHODS
+    ]
     outputs = rep.map(run_unit, units)
-    table = Table([*METRICS, *CI_METRICS], METHODS, baselines=[PROTO])
+    table = Table([*METRICS, *CI_METRICS], ROWS, baselines=[row(PROTO, s) for s in SETTINGS])
     rows: dict[tuple[str, int], dict[str, float]] = {}
     details: dict[str, dict[str, dict[str, float]]] = {}
     for unit, out in zip(units, outputs):
-        row = rows.setdefault((unit.method, unit.seed), {})
+        name = row(unit.method, unit.setting)
+        values = rows.setdefault((name, unit.seed), {})
         for m in BASE_METRICS:
-            row[f"{m} {unit.shot}-shot"] = 100.0 * out[m]
-            row[f"{m} {unit.shot}-shot CI95"] = 100.0 * out[f"{m} CI95"]
+            values[f"{m} {unit.shot}-shot"] = 100.0 * out[m]
+            values[f"{m} {unit.shot}-shot CI95"] = 100.0 * out[f"{m} CI95"]
         keep = ("final_loss", "nota_predicted_rate", "threshold", "tau")
-        details.setdefault(f"{unit.shot}-shot seed {unit.seed}", {})[unit.method] = {
+        details.setdefault(f"{unit.setting} {unit.shot}-shot seed {unit.seed}", {})[unit.method] = {
             k: out[k] for k in keep if k in out
         }
-    for (method, seed), values in rows.items():
-        table.add(method, seed, values)
-    claims = [Claim.greater(table, GPAM, PROTO, f"{m} {k}-shot") for k in SHOTS for m in ("overall acc", "NOTA F1")]
-    claims += [Claim.greater(table, GPAM, NOSF, f"overall acc {k}-shot") for k in SHOTS]
+    for (name, seed), values in rows.items():
+        table.add(name, seed, values)
+    claims = []
+    for s in SETTINGS:
+        claims += [
+            Claim.greater(table, row(GPAM, s), row(PROTO, s), f"{m} {k}-shot")
+            for k in SHOTS
+            for m in ("overall acc", "NOTA F1")
+        ]
+        claims += [Claim.greater(table, row(GPAM, s), row(NOSF, s), f"overall acc {k}-shot") for k in SHOTS]
     c = cfg
     result = rep.result(
         table,
         claims,
         setting=(
             f"union30 images instead of FewRel sentences: base classes = the 20 not in {list(TEST_CLASSES)}, novel = "
-            f"those 10; {c.per_class} images/class, frozen EfficientNet-Lite0 ({c.px} px) + trainable head "
-            f"1280-256-64, {c.steps} training episodes (Adam 1e-3). Episodes {WAY}-way K-shot with the queries of "
+            f"those 10. Two settings (one row group each): scratch = raw 28x28 images, {c.scratch_per_class} "
+            f"images/class, ConvNet (width {c.scratch_width}, 64-d) trained from scratch for {c.scratch_steps} "
+            f"episodes; effnet = {c.per_class} images/class, frozen EfficientNet-Lite0 ({c.px} px) + trainable head "
+            f"1280-256-64, {c.steps} episodes; Adam 1e-3 in both. Episodes {WAY}-way K-shot with the queries of "
             f"{NOTA_WAY} other classes as NOTA ({NOTA_WAY}/{WAY + NOTA_WAY} of the queries); training "
             f"{c.train_query} queries/class on base classes, test {c.test_query} queries/class on {c.test_episodes} "
-            "fixed novel-class episodes. ProtoNet: NOTA by one distance threshold tuned on "
+            "fixed novel-class episodes (the same in both settings). ProtoNet: NOTA by one distance threshold tuned on "
             f"{c.val_episodes} base-class episodes. GPAM: Gaussian prototypes (shrinkage 0.5), adaptive radius MLP, "
             "margin 1, beta 1, semi-factual feature masking rho 0.15 x 2 views. Metrics in %, per-episode means; "
             "CI95 = 1.96 std / sqrt(episodes) per run"
         ),
         scale_note=(
-            "image classes through a frozen ImageNet encoder and a small head, a few hundred episodes, instead of "
-            "FewRel relations with a fine-tuned BERT; the GPAM formulas are a design from the abstract, so only the "
-            "direction (GPAM vs ProtoNet + threshold) is comparable"
+            "image classes through a small ConvNet trained from scratch or a frozen ImageNet encoder with a small "
+            "head, a few hundred episodes, instead of FewRel relations with a fine-tuned BERT; the GPAM formulas are "
+            "a design from the abstract, so only the direction (GPAM vs ProtoNet + threshold) is comparable"
         ),
         notes=(
-            f"Claims are paired over {len(rep.seeds)} seeds (95% t-interval); per-run episode CIs are in the CI95 "
-            "columns. Known acc counts a rejected known query as wrong."
+            f"Claims are paired over {len(rep.seeds)} seeds (95% t-interval) and stated per setting; per-run "
+            "episode CIs are in the CI95 columns. Known acc counts a rejected known query as wrong. The scratch "
+            "setting was added to the recorded effnet one with its sizes fixed before its full run."
         ),
-        highlight=(GPAM, PROTO, "overall acc 5-shot"),
+        highlight=(row(GPAM, "effnet"), row(PROTO, "effnet"), "overall acc 5-shot"),
         extra={
             "per_run": details,
-            "sizes": {"train": len(split.y_train), "test": len(split.y_test)},
+            "sizes": {s: {"train": len(split.y_train), "test": len(split.y_test)} for s, split in splits.items()},
         },
     )
     return result.write(out_dir, figure=_figure)
 
 
 # --------------------------------------------------------------------------- figure
+def _sub_table(table: Table, setting: str) -> Table:
+    """The rows of one setting, named by method only."""
+    sub = Table(table.metrics, METHODS, baselines=[PROTO])
+    for m in METHODS:
+        name = row(m, setting)
+        for i, seed in enumerate(table.seeds(name)):
+            sub.add(m, seed, {k: table.values(name, k)[i] for k in table.metrics})
+    return sub
+
+
 def _figure(result: Result) -> Any:
-    fig, axes = plots.subplots(2, width=6.0, height=4.5)
-    for ax, k in zip(axes, SHOTS):
+    fig, axes = plots.subplots(len(SETTINGS) * len(SHOTS), width=4.2, height=4.5)
+    panels = [(s, k) for s in SETTINGS for k in SHOTS]
+    for ax, (setting, k) in zip(axes, panels):
+        sub = _sub_table(result.table, setting)
         names = [f"{m} {k}-shot" for m in BASE_METRICS]
-        lo = min(min(result.table.values(m, n)) for m in result.table.methods for n in names)
+        lo = min(min(sub.values(m, n)) for m in sub.methods for n in names)
         plots.grouped_bars(
             ax,
-            result.table,
+            sub,
             names,
-            labels=list(BASE_METRICS),
+            labels=[m.replace("NOTA ", "NOTA\n") for m in BASE_METRICS],
             ylim=(max(0.0, lo - 10.0), 100.0),
-            title=f"{k}-shot, {WAY}-way + NOTA on 10 novel classes (%)",
+            title=f"{setting}: {k}-shot {WAY}-way + NOTA (%)",
         )
     axes[0].legend(fontsize=8, loc="upper right")
-    return plots.finish(fig, result, "GPAM vs ProtoNet + distance threshold (open-set episodes)")
+    return plots.finish(fig, result, "GPAM vs ProtoNet + distance threshold (open-set episodes on 10 novel classes)")
