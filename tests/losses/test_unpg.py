@@ -269,3 +269,69 @@ def test_fused_path_matches_the_composed_functions(wisk: float) -> None:
     (g2,) = torch.autograd.grad(ref, x)
     assert ours.item() == pytest.approx(ref.item(), rel=1e-12)
     assert torch.allclose(g1, g2, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- fast paths vs the old formula
+def _old_formula(loss: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The module's loss composed as before the fused rows / vector paths: PML's target mask and
+    ``cosine + mask * diff``, the filtered negatives via ``torch.kthvalue``, ``unpg_cross_entropy``."""
+    mask = loss.get_target_mask(x, y)
+    cosine = loss.get_cosine(x)
+    target = cosine[mask == 1]
+    margin_logits = cosine + mask * (loss.modify_cosine_of_target_classes(target) - target).unsqueeze(1)
+    neg = box_whisker_filter(batch_negative_similarities(x, y), loss.wisk)
+    return unpg_cross_entropy(margin_logits, neg, y, loss.scale)
+
+
+@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [(UNPGArcFaceLoss, {}), (UNPGArcFaceLoss, {"plain_arcface": True}), (UNPGCosFaceLoss, {"wisk": 0.5})],
+)
+def test_fast_paths_match_the_old_formula(
+    cls: type, kwargs: dict, vector: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float64, B = 400 (80k negatives: the sampled quartile selection runs): value and gradients in
+    the embeddings and the class weights equal the composed formula, on both B x B paths."""
+    import paperzoo.losses.unpg as unpg
+
+    monkeypatch.setattr(unpg, "_VECTOR_ON_CPU", vector)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(400, 8, generator=g, dtype=F64)
+    y = torch.randint(0, 30, (400,), generator=g)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        loss = cls(30, 8, scale=16.0, **kwargs).double()
+    xa = x.clone().requires_grad_(True)
+    ours = loss(xa, y)
+    gx1, gw1 = torch.autograd.grad(ours, (xa, loss.W))
+    xb = x.clone().requires_grad_(True)
+    ref = _old_formula(loss, xb, y)
+    gx2, gw2 = torch.autograd.grad(ref, (xb, loss.W))
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-12)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(gw1, gw2, rtol=1e-10, atol=1e-13)
+
+
+def test_partition_quartiles_are_exact() -> None:
+    """The sampled selection returns sorted[M // 4] and sorted[3 M // 4] for any order of the values,
+    including ties and orders where the strided sample misleads (then it falls back)."""
+    import numpy as np
+
+    from paperzoo.losses.unpg import _partition_quartiles
+
+    rng = np.random.default_rng(0)
+    m = 200_003
+    cases = [
+        rng.standard_normal(m).astype(np.float32),
+        np.sort(rng.standard_normal(m)),
+        rng.integers(0, 7, m).astype(np.float64),  # heavy ties
+        rng.standard_normal(17),
+    ]
+    fooled = rng.standard_normal(m)
+    fooled[:: m // 8192] = 5.0  # the strided sample sees only one value
+    cases.append(fooled)
+    for v in cases:
+        s = np.sort(v)
+        q1, q3 = _partition_quartiles(v.copy())
+        assert (q1, q3) == (s[len(v) // 4], s[(3 * len(v)) // 4])

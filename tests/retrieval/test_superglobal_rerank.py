@@ -162,3 +162,25 @@ def test_bad_input_is_named() -> None:
         SuperGlobalReranker(beta=-1.0)
     with pytest.raises(ValueError, match="knn_search: k must be"):
         knn_search(gallery, queries, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_topk_matches_torch_topk(dtype: torch.dtype) -> None:
+    """The CPU selection of the shortlist neighbours returns exactly torch.topk's values and indices,
+    batched, with and without bit-equal similarities, and when k covers the row."""
+    from paperzoo.retrieval.superglobal import _topk_last
+
+    g = torch.Generator().manual_seed(7)
+    x = F.normalize(torch.randn(3, 57, 6, generator=g, dtype=dtype), dim=-1)
+    sims = x @ x.transpose(1, 2)
+    for k in (1, 10, 57):
+        vals, idx = _topk_last(sims, k)
+        want_vals, want_idx = sims.topk(k, dim=-1)
+        assert torch.equal(vals, want_vals) and torch.equal(idx, want_idx)
+        assert vals.dtype == dtype and idx.dtype == torch.int64
+    tied = torch.round(sims * 4) / 4  # many bit-equal similarities: those rows go to torch.topk itself
+    tied[0] = sims[0]  # and one batch entry without ties
+    for k in (3, 10):
+        vals, idx = _topk_last(tied, k)
+        want_vals, want_idx = tied.topk(k, dim=-1)
+        assert torch.equal(vals, want_vals) and torch.equal(idx, want_idx)

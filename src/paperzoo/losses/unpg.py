@@ -152,11 +152,73 @@ def batch_negative_similarities(
     return _negative_pairs(x @ F.normalize(ref_emb, dim=1).T, labels, ref_labels, False)
 
 
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+"""Dtypes the CPU paths hand to NumPy (not bfloat16)."""
+
+_SELECT_DIRECT = 1 << 16
+"""Below this many values the quartiles come from one partition of all of them."""
+
+
+def _partition_quartiles(v: np.ndarray) -> tuple[Any, Any]:
+    """``sorted(v)[M // 4]`` and ``sorted(v)[3 M // 4]`` (exact) of a non-empty 1-D array.
+
+    A strided sample of about 8k values brackets each rank; one pass counts the values below the
+    bracket and only the values inside it are partitioned. The bracket is checked, never trusted:
+    if the rank falls outside it (an unlucky sample), one partition of all the values decides."""
+    m = v.shape[0]
+    ranks = (m // 4, (3 * m) // 4)
+    if m >= _SELECT_DIRECT:
+        sample = np.sort(v[:: m // 8192])
+        ns = sample.shape[0]
+        half = 4 * math.isqrt(ns) + 2  # ~8 sample standard deviations of the rank
+        found = []
+        for k in ranks:
+            pos = (k * ns) // m
+            lo, hi = sample[max(0, pos - half)], sample[min(ns - 1, pos + half)]
+            inside = v[(v >= lo) & (v <= hi)]
+            j = k - int(np.count_nonzero(v < lo))
+            if not 0 <= j < inside.shape[0]:
+                break
+            found.append(np.partition(inside, j)[j])
+        else:
+            return found[0], found[1]
+    part = np.partition(v, ranks)
+    return part[ranks[0]], part[ranks[1]]
+
+
+def _negative_quartiles(S: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(Q1, Q3)`` of ``S[keep]`` as 0-dim tensors of ``S``'s dtype (``sorted[floor(M / 4)]``,
+    ``sorted[floor(3 M / 4)]``), ``None`` when nothing is kept. On the CPU the selection runs in
+    NumPy (:func:`_partition_quartiles`, several times faster than two ``torch.kthvalue`` over the
+    ~B^2 / 2 values); elsewhere ``torch.kthvalue``. Both give the same order statistics."""
+    if S.device.type == "cpu" and S.dtype in _NUMPY_FLOATS:
+        v = S.detach().numpy()[keep.numpy()]
+        if v.shape[0] == 0:
+            return None
+        q1, q3 = _partition_quartiles(v)
+        return S.new_tensor(float(q1)), S.new_tensor(float(q3))
+    vals = S[keep]
+    m = vals.shape[0]
+    if m == 0:
+        return None
+    return torch.kthvalue(vals, m // 4 + 1).values, torch.kthvalue(vals, (3 * m) // 4 + 1).values
+
+
+_VECTOR_ON_CPU = True
+"""CPU: filter and reduce the extracted negatives as a vector (see :class:`_BatchNegativeLSE`)."""
+
+
 class _BatchNegativeLSE(torch.autograd.Function):
     """``log sum_{s_n in S^n'} exp(scale s_n)`` of the filtered batch negatives of unit embeddings ``xn``
     (the shared denominator term), with a closed-form backward: ``dlse/dS = softmax`` over the kept
-    pairs (the matrix ``G``, the only B x B tensor saved), ``dxn = (G + G^T) xn`` as two matmuls. Returns
-    ``(lse, kept)``; ``lse = -inf`` (zero gradient) when no pair is kept."""
+    pairs (the matrix ``G``), ``dxn = (G + G^T) xn`` as two matmuls. Returns ``(lse, kept)``;
+    ``lse = -inf`` (zero gradient) when no pair is kept.
+
+    On the CPU the ~B^2 / 2 negatives are extracted once (NumPy boolean indexing) and the quartiles,
+    the filter and the log-sum-exp run on that vector; only the negatives' softmax and the B x B bool
+    mask are saved, and ``G`` is rebuilt in the backward. Elsewhere the filter and the log-sum-exp run
+    on the masked B x B matrix, and ``G`` is saved. Both compute the same values (the sums may differ
+    in the order of their terms only)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -164,15 +226,17 @@ class _BatchNegativeLSE(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         S = xn @ xn.T
         keep = torch.triu(labels[:, None] != labels[None, :], diagonal=1)
+        ctx.vector = S.device.type == "cpu" and S.dtype in _NUMPY_FLOATS and _VECTOR_ON_CPU
+        if ctx.vector:
+            return _BatchNegativeLSE._forward_vector(ctx, xn, S, keep, scale, wisk)
         if not math.isinf(wisk):
-            vals = S[keep]
-            m = vals.shape[0]
-            if m > 0:
-                q1 = torch.kthvalue(vals, m // 4 + 1).values
-                q3 = torch.kthvalue(vals, (3 * m) // 4 + 1).values
+            quartiles = _negative_quartiles(S, keep)
+            if quartiles is not None:
+                q1, q3 = quartiles
                 iqr = q3 - q1
                 keep &= (S >= q1 - wisk * iqr) & (S <= q3 + wisk * iqr)
         kept = keep.sum()
+        ctx.mark_non_differentiable(kept)
         if int(kept) == 0:
             ctx.save_for_backward(torch.zeros_like(S), xn)
             return S.new_full((), -math.inf), kept
@@ -182,12 +246,45 @@ class _BatchNegativeLSE(torch.autograd.Function):
         total = S.sum()
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(S.mul_(scale / total), xn)
+        return mx + torch.log(total), kept
+
+    @staticmethod
+    def _forward_vector(
+        ctx: Any, xn: torch.Tensor, S: torch.Tensor, keep: torch.Tensor, scale: float, wisk: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        v = torch.from_numpy(S.numpy()[keep.numpy()])  # the negatives, row-major (a copy)
+        del S
+        inside = None
+        if not math.isinf(wisk) and v.numel() > 0:
+            q1n, q3n = _partition_quartiles(v.numpy())
+            q1, q3 = v.new_tensor(float(q1n)), v.new_tensor(float(q3n))
+            iqr = q3 - q1
+            inside = (v >= q1 - wisk * iqr) & (v <= q3 + wisk * iqr)
+        kept = inside.sum() if inside is not None else torch.tensor(v.numel())
         ctx.mark_non_differentiable(kept)
+        if int(kept) == 0:
+            ctx.save_for_backward(None, None, xn)
+            return xn.new_full((), -math.inf), kept
+        z = v.mul_(scale)
+        if inside is not None:
+            z.masked_fill_(~inside, -math.inf)
+        mx = z.amax()
+        z.sub_(mx).exp_()
+        total = z.sum()
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(z.mul_(scale / total), keep, xn)
         return mx + torch.log(total), kept
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, _grad_kept: Any) -> tuple[Any, ...]:  # type: ignore[override]
-        G, xn = ctx.saved_tensors
+        if ctx.vector:
+            p, keep, xn = ctx.saved_tensors
+            if p is None:
+                return torch.zeros_like(xn), None, None, None
+            G = xn.new_zeros(xn.shape[0], xn.shape[0])
+            G.numpy()[keep.numpy()] = p.numpy()
+        else:
+            G, xn = ctx.saved_tensors
         dx = G @ xn
         dx.addmm_(G.T, xn)
         return dx.mul_(grad_out), None, None, None
@@ -247,6 +344,52 @@ def unpg_cross_entropy(
     )
 
 
+class _MarginSoftmaxRows(torch.autograd.Function):
+    """Per-sample UNPG cross-entropy of the module: ``logaddexp(logsumexp_j z[i, j], neg_lse) - zt[i]``
+    with ``z = scale cosine`` and its target column replaced by the (detached) scaled margin logits
+    ``zt``; ``dzt = d zt / d cos_t`` routes the target's gradient into ``cosine`` (``None``: no
+    gradient). The forward is :func:`torch.logsumexp`'s own arithmetic on one B x C buffer, which the
+    backward scales into the gradient: several B x C passes fewer than the composed ``cosine + mask *
+    diff``, ``logsumexp``, ``logaddexp`` and ``gather`` graph (and no B x C target mask), same values."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        cosine: torch.Tensor,
+        zt: torch.Tensor,
+        dzt: torch.Tensor | None,
+        neg_lse: torch.Tensor,
+        labels: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        idx = labels[:, None]
+        z = (cosine * scale).scatter_(1, idx, zt[:, None])
+        mx = z.amax(dim=1, keepdim=True)
+        mx.masked_fill_(mx.abs() == math.inf, 0)
+        e = z.sub_(mx).exp_()
+        lse = e.sum(dim=1).log_().add_(mx.squeeze(1))
+        ctx.has_neg = bool(torch.isfinite(neg_lse))
+        if ctx.has_neg:
+            lse = torch.logaddexp(lse, neg_lse)
+        ctx.scale = scale
+        ctx.save_for_backward(e, mx, lse, neg_lse, dzt, labels)
+        return lse - zt
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        e, mx, lse, neg_lse, dzt, labels = ctx.saved_tensors
+        idx = labels[:, None]
+        r = g * torch.exp(mx.squeeze(1) - lse)  # g_i / sum_j e^{z_ij - mx_i}, so p_ij g_i = e_ij r_i
+        grad_zt = e.gather(1, idx).squeeze(1) * r - g  # g (p_t - 1)
+        grad_cos = grad_neg = None
+        if ctx.needs_input_grad[0]:
+            grad_cos = e * (r * ctx.scale)[:, None]  # not in place: the graph may be retained
+            grad_cos.scatter_(1, idx, (grad_zt * dzt)[:, None] if dzt is not None else 0.0)
+        if ctx.needs_input_grad[3] and ctx.has_neg:
+            grad_neg = (g * torch.exp(neg_lse - lse)).sum()
+        return grad_cos, None, None, grad_neg, None, None
+
+
 # --------------------------------------------------------------------------- PML losses
 class _UNPGMixin:
     """``compute_loss`` of PML's ``LargeMarginSoftmaxLoss`` family with the filtered batch negatives
@@ -292,12 +435,18 @@ class _UNPGMixin:
         dtype = embeddings.dtype
         self.cast_types(dtype, embeddings.device)  # type: ignore[attr-defined]
         miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=dtype)
-        mask = self.get_target_mask(embeddings, labels)  # type: ignore[attr-defined]
         cosine = self.get_cosine(embeddings)  # type: ignore[attr-defined]
-        target_cos = cosine[mask == 1]
-        diff = (self.modify_cosine_of_target_classes(target_cos) - target_cos).unsqueeze(1)  # type: ignore[attr-defined]
-        margin_logits = cosine + mask * diff
         scale = float(self.scale)  # type: ignore[attr-defined]
+        # the target logit s (cos_t + (m(cos_t) - cos_t)) (as PML's cosine + mask * diff) and its
+        # derivative in cos_t, on the (B,) targets only: _MarginSoftmaxRows routes it into cosine
+        target_cos = cosine.detach().gather(1, labels[:, None]).squeeze(1)
+        dzt = None
+        with torch.enable_grad():
+            ct = target_cos.requires_grad_(cosine.requires_grad)
+            zt = (ct + (self.modify_cosine_of_target_classes(ct) - ct)) * scale  # type: ignore[attr-defined]
+            if cosine.requires_grad:
+                (dzt,) = torch.autograd.grad(zt, ct, torch.ones_like(zt))
+        zt = zt.detach()
         d = self.distance  # type: ignore[attr-defined]
         if ref_emb is embeddings and type(d) is CosineSimilarity and d.power == 1 and d.normalize_embeddings:
             # fused path: the filtered negatives never leave the B x B matrix
@@ -310,7 +459,9 @@ class _UNPGMixin:
             neg_lse = torch.logsumexp(neg * scale, dim=0) if neg.numel() > 0 else None
         if self.collect_stats:  # type: ignore[attr-defined]
             self.kept_negatives = int(kept)
-        losses = _unpg_from_lse(margin_logits, neg_lse, labels, scale) * miner_weights
+        if neg_lse is None:
+            neg_lse = cosine.new_full((), -math.inf)
+        losses = _MarginSoftmaxRows.apply(cosine, zt, dzt, neg_lse, labels, scale) * miner_weights
         loss_dict = {
             "loss": {
                 "losses": losses,
