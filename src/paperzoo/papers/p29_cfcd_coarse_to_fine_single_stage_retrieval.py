@@ -8,11 +8,16 @@ RECORD = Record(
         "Single-stage retrieval with one global descriptor, trained coarse-to-fine. The coarse objective, MadaCos, "
         "is a cosine softmax whose scale and margin are recomputed every batch from the median target cosine so "
         "that the median sample's target probability is a fixed rho; both grow as training tightens the classes. "
-        "Here MadaCos is a pytorch-metric-learning CosFaceLoss subclass plus a functional form; the fine stage "
-        "(local-descriptor triplets) is not implemented."
+        "Here MadaCos is a pytorch-metric-learning CosFaceLoss subclass plus a functional form, and the fine stage "
+        "is the attentive local triplet loss (reciprocal-NN, Lowe-ratio and attention-matched local descriptors, "
+        "nearest negative per hard-negative image), a plain module with a functional form."
     ),
     components=(
         "paperzoo.losses.MadaCosLoss",
+        "paperzoo.losses.cfcd_local.AttentiveLocalTripletLoss",
+        "paperzoo.losses.cfcd_local.attentive_local_triplet_loss",
+        "paperzoo.losses.cfcd_local.match_local_descriptors",
+        "paperzoo.losses.cfcd_local.maps_to_tuples",
         "paperzoo.losses.madacos.madacos_logits",
         "paperzoo.losses.madacos.madacos_loss",
     ),
