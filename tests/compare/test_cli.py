@@ -64,7 +64,10 @@ def test_a_run_prints_the_table_and_writes_files(
         (["--task", "classification", "--data", "digits", "--methods", "ce,nope"], "unknown method nope for task"),
         (["--task", "classification", "--data", "nowhere.npz"], "unknown data 'nowhere.npz': neither a built-in"),
         (["--task", "retrieval", "--data", "digits", "--epochs", "3"], "'retrieval' is budgeted in steps; use --steps"),
-        (["--data", "digits"], "give --task (classification, fewshot, gcd, multilabel, pruning, retrieval, unlearning) and --data"),
+        (
+            ["--data", "digits"],
+            "give --task (classification, fewshot, gcd, multilabel, pruning, retrieval, unlearning) and --data",
+        ),
     ],
 )
 def test_errors_are_one_line_with_status_2(args: list[str], message: str) -> None:

@@ -26,7 +26,8 @@ def test_tasks_are_discovered() -> None:
     assert all(isinstance(t, Task) and t.name == name for name, t in found.items())
     assert registry.get_task("retrieval") is found["retrieval"]
     with pytest.raises(
-        KeyError, match="unknown task 'nope'; tasks: classification, fewshot, gcd, multilabel, pruning, retrieval, unlearning"
+        KeyError,
+        match="unknown task 'nope'; tasks: classification, fewshot, gcd, multilabel, pruning, retrieval, unlearning",
     ):
         registry.get_task("nope")
 
