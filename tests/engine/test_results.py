@@ -67,6 +67,10 @@ def test_claim_outcomes_use_the_seed_spread() -> None:
     assert Claim.greater(_table(), "contrastive", "ms", "R@1").outcome == "fails"
     assert Claim.greater(_table(), "ms", "contrastive", "R@1", margin=0.5).outcome == "fails"
     assert Claim.less(_table(), "contrastive", "ms", "R@1").outcome == "holds"
+    worded = Claim.less(_table(), "contrastive", "ms", "R@1", margin=0.1, statement="the baseline trails")
+    plain = Claim.less(_table(), "contrastive", "ms", "R@1", margin=0.1)
+    assert worded.statement == "the baseline trails" and plain.statement == "R@1: contrastive < ms + 0.1"
+    assert (worded.values, worded.threshold, worded.outcome) == (plain.values, plain.threshold, plain.outcome)
     assert Claim.about("ratio", [2.0], ">", 1.0).outcome == "within noise"  # one seed decides nothing
     with pytest.raises(ValueError, match="direction"):
         Claim("x", (1.0, 2.0), "=")  # type: ignore[arg-type]

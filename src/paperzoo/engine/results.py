@@ -153,14 +153,20 @@ class Claim:
         t_interval(self.values, self.confidence)  # validates the values
 
     @classmethod
-    def greater(cls, table: Table, a: str, b: str, metric: str, *, margin: float = 0.0) -> Claim:
-        """``a`` beats ``b`` on ``metric`` by more than ``margin`` (paired over seeds)."""
-        return cls._paired(table, a, b, metric, ">", margin)
+    def greater(
+        cls, table: Table, a: str, b: str, metric: str, *, margin: float = 0.0, statement: str | None = None
+    ) -> Claim:
+        """``a`` beats ``b`` on ``metric`` by more than ``margin`` (paired over seeds); ``statement``
+        replaces the generated ``"metric: a > b"`` wording."""
+        return cls._paired(table, a, b, metric, ">", margin, statement)
 
     @classmethod
-    def less(cls, table: Table, a: str, b: str, metric: str, *, margin: float = 0.0) -> Claim:
-        """``a`` is below ``b`` on ``metric`` by more than ``-margin`` (``a - b < margin``)."""
-        return cls._paired(table, a, b, metric, "<", margin)
+    def less(
+        cls, table: Table, a: str, b: str, metric: str, *, margin: float = 0.0, statement: str | None = None
+    ) -> Claim:
+        """``a`` is below ``b`` on ``metric`` by more than ``-margin`` (``a - b < margin``); ``statement``
+        replaces the generated wording."""
+        return cls._paired(table, a, b, metric, "<", margin, statement)
 
     @classmethod
     def about(
@@ -170,9 +176,19 @@ class Claim:
         return cls(statement, tuple(float(v) for v in values), direction, float(threshold))
 
     @classmethod
-    def _paired(cls, table: Table, a: str, b: str, metric: str, direction: Literal[">", "<"], margin: float) -> Claim:
-        shift = f" {'+' if margin >= 0 else '-'} {abs(margin):g}" if margin else ""
-        statement = f"{metric}: {a} {direction} {b}{shift}"
+    def _paired(
+        cls,
+        table: Table,
+        a: str,
+        b: str,
+        metric: str,
+        direction: Literal[">", "<"],
+        margin: float,
+        statement: str | None,
+    ) -> Claim:
+        if statement is None:
+            shift = f" {'+' if margin >= 0 else '-'} {abs(margin):g}" if margin else ""
+            statement = f"{metric}: {a} {direction} {b}{shift}"
         return cls(statement, tuple(table.paired(a, b, metric)), direction, float(margin))
 
     @property

@@ -27,7 +27,7 @@ Units: stage 1 per seed (returns the pre-trained model's metrics and weights), t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,25 +226,36 @@ def run(
             terms.setdefault(m, {}).setdefault(key, []).append(value)
 
     claims = [
-        replace(
-            Claim.greater(table, NEGCLIP, CLIPFT, PAIR),
+        Claim.greater(
+            table,
+            NEGCLIP,
+            CLIPFT,
+            PAIR,
             statement="compositional pair accuracy (mean over the 5 negative types): NegCLIP > CLIP-FT",
         ),
-        replace(
-            Claim.greater(table, DEGLA, CLIPFT, PAIR),
+        Claim.greater(
+            table,
+            DEGLA,
+            CLIPFT,
+            PAIR,
             statement="compositional pair accuracy (mean over the 5 negative types): DeGLA > CLIP-FT",
         ),
-        replace(
-            Claim.greater(table, DEGLA, NEGCLIP, ZS_D),
+        Claim.greater(
+            table,
+            DEGLA,
+            NEGCLIP,
+            ZS_D,
             statement="forgetting: zero-shot accuracy on held-out digits (pre-training domain): DeGLA > NegCLIP",
         ),
-        replace(
-            Claim.greater(table, DEGLA, NODISTILL, ZS_D),
+        Claim.greater(
+            table,
+            DEGLA,
+            NODISTILL,
+            ZS_D,
             statement="forgetting: zero-shot digits: DeGLA > DeGLA without self-distillation",
         ),
-        replace(
-            Claim.greater(table, DEGLA, NEGCLIP, R1),
-            statement="image-to-text R@1 over the 1,080 composite captions: DeGLA > NegCLIP",
+        Claim.greater(
+            table, DEGLA, NEGCLIP, R1, statement="image-to-text R@1 over the 1,080 composite captions: DeGLA > NegCLIP"
         ),
     ]
     d, p = setup.data, setup.pretrain

@@ -142,20 +142,32 @@ def run(
         return [lego[s] - sim[s] for s in sorted(lego)]
 
     claims = [
-        replace(
-            Claim.greater(table, LEGO, SIMGCD, "digits Old"),
+        Claim.greater(
+            table,
+            LEGO,
+            SIMGCD,
+            "digits Old",
             statement="digits (epsilon 2): LegoGCD raises the old-class accuracy over SimGCD",
         ),
-        replace(
-            Claim.greater(table, LEGO, SIMGCD, "union30 Old"),
+        Claim.greater(
+            table,
+            LEGO,
+            SIMGCD,
+            "union30 Old",
             statement="union30 EfficientNet features: LegoGCD raises the old-class accuracy over SimGCD",
         ),
-        replace(
-            Claim.greater(table, LEGO, SIMGCD, "union30 All"),
+        Claim.greater(
+            table,
+            LEGO,
+            SIMGCD,
+            "union30 All",
             statement="union30: LegoGCD raises All accuracy over SimGCD (the paper's headline gain)",
         ),
-        replace(
-            Claim.greater(table, LEGO, SIMGCD, "digits eps4 Old"),
+        Claim.greater(
+            table,
+            LEGO,
+            SIMGCD,
+            "digits eps4 Old",
             statement="digits, epsilon 4 (SimGCD forgets more): LegoGCD raises the old-class accuracy over SimGCD",
         ),
         Claim.about(
@@ -163,8 +175,11 @@ def run(
             forget_diff("digits eps4"),
             "<",
         ),
-        replace(
-            Claim.greater(table, LEGO, KMEANS, "union30 All"),
+        Claim.greater(
+            table,
+            LEGO,
+            KMEANS,
+            "union30 All",
             statement="union30: LegoGCD's All accuracy beats k-means on the same features",
         ),
     ]

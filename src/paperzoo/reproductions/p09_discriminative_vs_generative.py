@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -272,15 +272,22 @@ def run(
     ):
         short = "FM feat." if setting.startswith("frozen") else "digits"
         claims.append(
-            replace(
-                Claim.less(table, NB, LR, f"{short} err m={small}", margin=BAYES_MARGIN),
+            Claim.less(
+                table,
+                NB,
+                LR,
+                f"{short} err m={small}",
+                margin=BAYES_MARGIN,
                 statement=f"{setting}, m={small} training samples: naive Bayes's test error is below "
                 f"logistic regression's + {BAYES_MARGIN:g} (NB competitive with few samples)",
             )
         )
         claims.append(
-            replace(
-                Claim.less(table, LR, NB, f"{short} err m={large}"),
+            Claim.less(
+                table,
+                LR,
+                NB,
+                f"{short} err m={large}",
                 statement=f"{setting}, m={large} training samples: logistic regression's test error is below "
                 "naive Bayes's (LR wins with many samples)",
             )

@@ -458,8 +458,11 @@ def _claims(table: Table, done: dict[tuple[str, int], dict[str, Any]], seeds: li
             else f"MLP + depth-{cfg.net[key].M} linear head on imbalanced digits"
         )
         claims.append(
-            replace(
-                Claim.less(table, GOF, OF, name),
+            Claim.less(
+                table,
+                GOF,
+                OF,
+                name,
                 statement=f"{what}: the trained classifier is closer (NC2_W) to the paper's n_k-dependent orthogonal "
                 "frame than to the equal-norm orthogonal frame of balanced theory",
             )

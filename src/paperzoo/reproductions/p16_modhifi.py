@@ -32,7 +32,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -360,8 +360,11 @@ def run(
 
     small, smallest = cfg.keeps[-2], cfg.keeps[-1]
     claims = [
-        replace(
-            Claim.greater(table, P_FID, L2_BN, acc_metric(k)),
+        Claim.greater(
+            table,
+            P_FID,
+            L2_BN,
+            acc_metric(k),
             statement=f"pruning conv2 to {k}/32 input channels (same FLOPs and parameters), no fine-tuning: "
             "ModHiFi-P (fidelity, compensation, BN recalibration) is more accurate than L2-magnitude structured "
             "pruning with BN recalibration",
@@ -369,15 +372,21 @@ def run(
         for k in (small, smallest)
     ]
     claims.append(
-        replace(
-            Claim.greater(table, P_FID, P_NOCOMP, acc_metric(smallest)),
+        Claim.greater(
+            table,
+            P_FID,
+            P_NOCOMP,
+            acc_metric(smallest),
             statement=f"at {smallest}/32 channels the least-squares compensation adds accuracy "
             "(ModHiFi-P > ModHiFi-P without compensation)",
         )
     )
     claims.append(
-        replace(
-            Claim.greater(table, P_FID, P_NOBN, acc_metric(smallest)),
+        Claim.greater(
+            table,
+            P_FID,
+            P_NOBN,
+            acc_metric(smallest),
             statement=f"at {smallest}/32 channels BN recalibration adds accuracy (ModHiFi-P > without recalibration)",
         )
     )
@@ -391,29 +400,44 @@ def run(
         )
     )
     claims.append(
-        replace(
-            Claim.greater(table, U_MODHIFI, U_ORIG, REMAIN, margin=-0.1),
+        Claim.greater(
+            table,
+            U_MODHIFI,
+            U_ORIG,
+            REMAIN,
+            margin=-0.1,
             statement="ModHiFi-U keeps the remaining classes: their test accuracy drops by less than 0.1 from the "
             "original model",
         )
     )
     claims.append(
-        replace(
-            Claim.less(table, U_MODHIFI, U_GA_STRONG, FORGET),
+        Claim.less(
+            table,
+            U_MODHIFI,
+            U_GA_STRONG,
+            FORGET,
             statement="ModHiFi-U (no labels, no gradients) forgets the class more than gradient ascent on the forget "
             "set early-stopped when the forget set's accuracy falls below 0.1: lower forgotten-class test accuracy",
         )
     )
     claims.append(
-        replace(
-            Claim.greater(table, U_MODHIFI, U_GA_STRONG, REMAIN, margin=-0.05),
+        Claim.greater(
+            table,
+            U_MODHIFI,
+            U_GA_STRONG,
+            REMAIN,
+            margin=-0.05,
             statement="ModHiFi-U keeps the remaining classes about as well as early-stopped gradient ascent "
             "(remaining accuracy at most 0.05 lower)",
         )
     )
     claims.append(
-        replace(
-            Claim.less(table, U_MODHIFI, U_RANDOM, FORGET, margin=-0.5),
+        Claim.less(
+            table,
+            U_MODHIFI,
+            U_RANDOM,
+            FORGET,
+            margin=-0.5,
             statement="the HiFi components matter: zeroing as many random weight pairs leaves the forgotten class's "
             "accuracy at least 0.5 higher than ModHiFi-U",
         )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -514,8 +514,11 @@ def _claims(
             ">",
             WORST_FRACTION,
         ),
-        replace(
-            Claim.less(table, nlr_name(100.0), lr_name(100.0), "iters worst case"),
+        Claim.less(
+            table,
+            nlr_name(100.0),
+            lr_name(100.0),
+            "iters worst case",
             statement=f"Table 1, worst case (n = {cfg.worst_n}, jittered): Normalized LR+GD (γ = 100) separates in "
             "fewer iterations than LR+GD (γ = 100)",
         ),

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -456,8 +456,11 @@ def run(
         ),
     ]
     claims += [
-        replace(
-            Claim.greater(table, OPT, NN1, f"d={d} test acc"),
+        Claim.greater(
+            table,
+            OPT,
+            NN1,
+            f"d={d} test acc",
             statement=f"d={d}, n = {cfg.n_train}: the deep NNGP with the consistent activation beats 1-NN (not "
             "consistent) in test accuracy",
         )

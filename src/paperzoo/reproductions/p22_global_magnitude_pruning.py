@@ -25,7 +25,7 @@ Units: one dense training per seed (returns the weights and the one-shot curves)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,23 +238,37 @@ def run(
     lo, mid, hi = cfg.sparsities
     ft, os_ = (lambda s: f"fine-tuned@{_tag(s)}"), (lambda s: f"one-shot@{_tag(s)}")
     claims = [
-        replace(
-            Claim.greater(table, GMP, UNIFORM, ft(lo)),
+        Claim.greater(
+            table,
+            GMP,
+            UNIFORM,
+            ft(lo),
             statement=f"at {lo:.0%} sparsity, after fine-tuning, Global MP beats uniform layer-wise magnitude pruning",
         ),
-        replace(
-            Claim.greater(table, UNIFORM, RANDOM, ft(lo)),
+        Claim.greater(
+            table,
+            UNIFORM,
+            RANDOM,
+            ft(lo),
             statement=f"at {lo:.0%} sparsity, after fine-tuning, uniform magnitude pruning beats random pruning",
         ),
-        replace(
-            Claim.greater(table, GMP, UNIFORM, os_(lo), margin=0.2),
+        Claim.greater(
+            table,
+            GMP,
+            UNIFORM,
+            os_(lo),
+            margin=0.2,
             statement=f"at {lo:.0%} sparsity, one-shot (before fine-tuning), Global MP beats uniform magnitude "
             "pruning by more than 0.2",
         ),
     ]
     claims += [
-        replace(
-            Claim.greater(table, MT, GMP, ft(s), margin=0.1),
+        Claim.greater(
+            table,
+            MT,
+            GMP,
+            ft(s),
+            margin=0.1,
             statement=f"at {s:.0%} sparsity, after fine-tuning, the Minimum Threshold beats plain Global MP by more "
             "than 0.1 (Global MP over-prunes the last layers)",
         )

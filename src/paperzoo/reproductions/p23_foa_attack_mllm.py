@@ -27,7 +27,7 @@ models (state dicts passed to the unit).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -280,20 +280,32 @@ def run(
         table.add(method, seed, out["values"])
         norms[method].append(out["norms"])
     claims = [
-        replace(
-            Claim.greater(table, MATTACK, ATTACKVLM, VICTIM_MEAN),
+        Claim.greater(
+            table,
+            MATTACK,
+            ATTACKVLM,
+            VICTIM_MEAN,
             statement="random-resized crops raise transfer (global loss): victim mean, M-Attack-style > AttackVLM-like",
         ),
-        replace(
-            Claim.greater(table, FOA, FOA_NOCROP, VICTIM_MEAN),
+        Claim.greater(
+            table,
+            FOA,
+            FOA_NOCROP,
+            VICTIM_MEAN,
             statement="random-resized crops raise transfer (FOA loss): victim mean, FOA + crops > FOA without crops",
         ),
-        replace(
-            Claim.less(table, MATTACK, ATTACKVLM, WHITE_MEAN),
+        Claim.less(
+            table,
+            MATTACK,
+            ATTACKVLM,
+            WHITE_MEAN,
             statement="crops lower white-box success (global loss): white-box mean, M-Attack-style < AttackVLM-like",
         ),
-        replace(
-            Claim.greater(table, FOA, MATTACK, VICTIM_MEAN),
+        Claim.greater(
+            table,
+            FOA,
+            MATTACK,
+            VICTIM_MEAN,
             statement="the paper's headline: FOA-Attack transfers better than M-Attack (victim mean, FOA + crops > "
             "M-Attack-style)",
         ),

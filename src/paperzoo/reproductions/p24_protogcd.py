@@ -20,7 +20,6 @@ trained methods.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +112,32 @@ def run(
         return list(np.subtract(cos[(name, PROTOGCD)], cos[(name, SIMGCD)]))
 
     claims = [
-        replace(
-            Claim.greater(table, PROTOGCD, SIMGCD, "union30 All"),
+        Claim.greater(
+            table,
+            PROTOGCD,
+            SIMGCD,
+            "union30 All",
             statement="union30 EfficientNet features: ProtoGCD's All accuracy beats SimGCD's",
         ),
-        replace(
-            Claim.greater(table, PROTOGCD, SIMGCD, "union30 New"),
+        Claim.greater(
+            table,
+            PROTOGCD,
+            SIMGCD,
+            "union30 New",
             statement="union30: ProtoGCD's unified, less biased objective raises New-class accuracy over SimGCD",
         ),
-        replace(
-            Claim.greater(table, PROTOGCD, SIMGCD, "digits All"),
+        Claim.greater(
+            table,
+            PROTOGCD,
+            SIMGCD,
+            "digits All",
             statement="digits (MLP from scratch): ProtoGCD's All accuracy beats SimGCD's",
         ),
-        replace(
-            Claim.greater(table, PROTOGCD, KMEANS, "union30 All"),
+        Claim.greater(
+            table,
+            PROTOGCD,
+            KMEANS,
+            "union30 All",
             statement="union30: ProtoGCD's All accuracy beats k-means on the same features",
         ),
         Claim.about(

@@ -31,7 +31,7 @@ load it and re-mine from it (deterministic, about a second).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -311,32 +311,41 @@ def run(
     stage1 = [done[A, s] for s in rep.seeds]
 
     claims = [
-        replace(
-            Claim.greater(table, x, A, "R@1", margin=0.08),
+        Claim.greater(
+            table,
+            x,
+            A,
+            "R@1",
+            margin=0.08,
             statement=f"R@1 over the 2,160 candidates: {x} beats in-batch InfoNCE (A) by more than 0.08",
         )
         for x in (B, C, D)
     ]
     claims.append(
-        replace(
-            Claim.greater(table, C, B, "R@1"),
-            statement="R@1: the false-negative (beta) filter helps: C (filter) > B (no filter)",
+        Claim.greater(
+            table, C, B, "R@1", statement="R@1: the false-negative (beta) filter helps: C (filter) > B (no filter)"
         )
     )
     claims.append(
-        replace(
-            Claim.greater(table, D, C, "Spearman(model, judge)"),
+        Claim.greater(
+            table,
+            D,
+            C,
+            "Spearman(model, judge)",
             statement="model-judge Spearman over each test image's top 50: D (soft labels) > C (hard labels)",
         )
     )
     claims += [
-        replace(
-            Claim.greater(table, D, C, "R@1", margin=-0.01),
+        Claim.greater(
+            table,
+            D,
+            C,
+            "R@1",
+            margin=-0.01,
             statement="R@1: D (soft labels) is no more than 0.01 below C (hard labels)",
         ),
-        replace(
-            Claim.less(table, D, C, "R@1", margin=0.01),
-            statement="R@1: D (soft labels) is no more than 0.01 above C (hard labels)",
+        Claim.less(
+            table, D, C, "R@1", margin=0.01, statement="R@1: D (soft labels) is no more than 0.01 above C (hard labels)"
         ),
     ]
     extra = {

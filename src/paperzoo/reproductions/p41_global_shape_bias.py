@@ -36,7 +36,7 @@ it (the EfficientNet units extract, and cache, the features of their seed's sets
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -387,42 +387,69 @@ def run(
             table.add(m, seed, done[m, seed]["values"])
 
     claims = [
-        replace(
-            Claim.greater(table, STYLE, CE, SHAPE),
+        Claim.greater(
+            table,
+            STYLE,
+            CE,
+            SHAPE,
             statement="premise (style-transfer training makes a network ignore style): cue-conflict shape bias of the "
             "CNN trained with the style-transfer augmentation > the CE-only CNN's",
         ),
-        replace(
-            Claim.greater(table, DIST, CE, T4),
+        Claim.greater(
+            table,
+            DIST,
+            CE,
+            T4,
             statement="DiSTinguish raises global-structure sensitivity: DiST accuracy (framed 4x4 tiles) of the CNN "
             "trained with DiSTinguish > the CE-only CNN's",
         ),
-        replace(
-            Claim.greater(table, DIST, CE, T7),
+        Claim.greater(
+            table,
+            DIST,
+            CE,
+            T7,
             statement="... also on a tile grid DiSTinguish never trained on: DiST accuracy (framed 7x7 tiles), "
             "DiSTinguish CNN > CE-only CNN",
         ),
-        replace(
-            Claim.greater(table, DIST, CE, CLEAN, margin=-ACC_TOL),
+        Claim.greater(
+            table,
+            DIST,
+            CE,
+            CLEAN,
+            margin=-ACC_TOL,
             statement=f"DiSTinguish keeps clean accuracy: DiSTinguish CNN's test accuracy > CE-only CNN's - {ACC_TOL:g}",
         ),
-        replace(
-            Claim.less(table, STYLE, CE, T4, margin=NO_GAIN),
+        Claim.less(
+            table,
+            STYLE,
+            CE,
+            T4,
+            margin=NO_GAIN,
             statement="resistance to style transfer is not global-shape sensitivity: style-transfer training raises DiST "
             f"accuracy (framed 4x4) by less than {NO_GAIN:g} over the CE-only CNN",
         ),
-        replace(
-            Claim.less(table, DIST, CE, SHAPE, margin=NO_GAIN),
+        Claim.less(
+            table,
+            DIST,
+            CE,
+            SHAPE,
+            margin=NO_GAIN,
             statement="orthogonality: DiSTinguish raises the cue-conflict shape bias by less than "
             f"{NO_GAIN:g} over the CE-only CNN",
         ),
-        replace(
-            Claim.greater(table, BOTH, STYLE, T4),
+        Claim.greater(
+            table,
+            BOTH,
+            STYLE,
+            T4,
             statement="complementary (1): adding DiSTinguish to style-transfer training raises DiST accuracy "
             "(framed 4x4): style + DiSTinguish > style only",
         ),
-        replace(
-            Claim.greater(table, BOTH, DIST, SHAPE),
+        Claim.greater(
+            table,
+            BOTH,
+            DIST,
+            SHAPE,
             statement="complementary (2): adding style-transfer training to DiSTinguish raises the cue-conflict "
             "shape bias: style + DiSTinguish > DiSTinguish only",
         ),

@@ -37,7 +37,7 @@ import math
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -352,7 +352,7 @@ def run(
 
     removed = [stats[str(s)][NOISY_F]["corrupted_removed"] for s in rep.seeds]
     claims = [
-        replace(Claim.greater(table, IB, ZS, "MRR@10"), statement=f"MRR@10: adapter fine-tuning ({IB}) beats {ZS}"),
+        Claim.greater(table, IB, ZS, "MRR@10", statement=f"MRR@10: adapter fine-tuning ({IB}) beats {ZS}"),
         Claim.about(
             "the ranking-consistency filter (positive in the base model's top 10) removes at least 90% of the "
             "corrupted training pairs",
@@ -360,29 +360,50 @@ def run(
             ">",
             0.9,
         ),
-        replace(
-            Claim.greater(table, NOISY_F, NOISY, "MRR@10"),
+        Claim.greater(
+            table,
+            NOISY_F,
+            NOISY,
+            "MRR@10",
             statement="MRR@10 with 20% corrupted positives: filtering the mined pairs beats training on all of them",
         ),
-        replace(
-            Claim.greater(table, SOUP, SOUP_MEAN, "MRR@10", margin=-0.002),
+        Claim.greater(
+            table,
+            SOUP,
+            SOUP_MEAN,
+            "MRR@10",
+            margin=-0.002,
             statement="MRR@10: the uniform soup of 3 hard-negative runs is at least their mean minus 0.002",
         ),
-        replace(
-            Claim.greater(table, FOCAL, HN, "MRR@10", margin=-0.006),
+        Claim.greater(
+            table,
+            FOCAL,
+            HN,
+            "MRR@10",
+            margin=-0.006,
             statement="MRR@10: focal reweighting (gamma=1) is not more than 0.006 below plain hard-negative InfoNCE",
         ),
-        replace(
-            Claim.greater(table, MIX, HN, "MRR@10", margin=-0.006),
+        Claim.greater(
+            table,
+            MIX,
+            HN,
+            "MRR@10",
+            margin=-0.006,
             statement="MRR@10: online hard-negative mixing is not more than 0.006 below plain hard-negative InfoNCE",
         ),
-        replace(
-            Claim.greater(table, OF_FOCAL, OF_HN, "MRR@10"),
+        Claim.greater(
+            table,
+            OF_FOCAL,
+            OF_HN,
+            "MRR@10",
             statement=f"MRR@10 in the over-fitting regime (lr {cfg.overfit_lr:g}, {cfg.overfit_steps} steps): focal "
             "reweighting beats plain hard-negative InfoNCE",
         ),
-        replace(
-            Claim.greater(table, MRL, HN, "MRR@10 (48-d)"),
+        Claim.greater(
+            table,
+            MRL,
+            HN,
+            "MRR@10 (48-d)",
             statement="MRR@10 of 48-d truncated embeddings: Matryoshka training beats plain hard-negative InfoNCE",
         ),
     ]

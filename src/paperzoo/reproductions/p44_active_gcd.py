@@ -169,16 +169,25 @@ def run(
     claims = []
     for name, what in (("digits", "digits (MLP from scratch)"), ("union30", "union30 EfficientNet features")):
         claims += [
-            replace(
-                Claim.greater(table, AGCD, RANDOM, f"{name} All"),
+            Claim.greater(
+                table,
+                AGCD,
+                RANDOM,
+                f"{name} All",
                 statement=f"{what}: AGCD's adaptive novel-margin queries beat random queries (same budget) on All",
             ),
-            replace(
-                Claim.greater(table, AGCD, SIMGCD, f"{name} New"),
+            Claim.greater(
+                table,
+                AGCD,
+                SIMGCD,
+                f"{name} New",
                 statement=f"{what}: the active rounds raise New-class accuracy over the base SimGCD model",
             ),
-            replace(
-                Claim.greater(table, AGCD, NO_MAP, f"{name} All"),
+            Claim.greater(
+                table,
+                AGCD,
+                NO_MAP,
+                f"{name} All",
                 statement=f"{what}: the stable (EMA) label mapping helps: AGCD with the mapping beats the raw labels",
             ),
             Claim.about(

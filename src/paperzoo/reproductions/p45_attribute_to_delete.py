@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -487,14 +487,20 @@ def _claims(table: Table, cfg: Config) -> list[Claim]:
                 )
             )
         claims.append(
-            replace(
-                Claim.less(table, dmm(s0), gd(b0), metric),
+            Claim.less(
+                table,
+                dmm(s0),
+                gd(b0),
+                metric,
                 statement=f"{st} forget set: {dmm(s0)} has a lower forget-set p95 KLoM than {gd(b0)}",
             )
         )
         claims.append(
-            replace(
-                Claim.greater(table, ga(b0), NOTHING, f"{st}: retain p95"),
+            Claim.greater(
+                table,
+                ga(b0),
+                NOTHING,
+                f"{st}: retain p95",
                 statement=f"{st} forget set: {ga(b0)} raises the retain-set p95 KLoM above do-nothing's",
             )
         )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -299,8 +299,11 @@ def run(
             "<",
             PRED_TOL,
         ),
-        replace(
-            Claim.greater(table, LSA, RIDGE, CASES[0].label),
+        Claim.greater(
+            table,
+            LSA,
+            RIDGE,
+            CASES[0].label,
             statement="isotropic: the trained LSA's test MSE is above the Bayes-optimal ridge predictor's (one GD "
             "step is the best an LSA layer can do, and it is not Bayes-optimal)",
         ),
@@ -311,8 +314,11 @@ def run(
             "<",
             GAMMA_TOL,
         ),
-        replace(
-            Claim.less(table, LSA, GD_SCALAR, CASES[1].label),
+        Claim.less(
+            table,
+            LSA,
+            GD_SCALAR,
+            CASES[1].label,
             statement="Sigma, Omega = Sigma^-1: the trained LSA's test MSE is below that of one-step plain GD with "
             "the best scalar step (the learned algorithm is preconditioned)",
         ),

@@ -33,7 +33,7 @@ for part B.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -389,30 +389,42 @@ def run(
     for k in CLAIM_KS:
         for other in (BAG, INST):
             claims.append(
-                replace(
-                    Claim.less(table, INTERP, other, metric(hi, k)),
+                Claim.less(
+                    table,
+                    INTERP,
+                    other,
+                    metric(hi, k),
                     statement=f"sigma={hi:g}, k={k}: the interpolating estimator (rho by bag-level CV) has lower "
                     f"risk than the {other.split(' (')[0]} loss",
                 )
             )
     claims.append(
-        replace(
-            Claim.less(table, BAG, INST, metric(lo, LOW_NOISE_K)),
+        Claim.less(
+            table,
+            BAG,
+            INST,
+            metric(lo, LOW_NOISE_K),
             statement=f"sigma={lo:g}, k={LOW_NOISE_K} (low noise): the unbiased bag-level loss has lower risk than "
             "the instance-level loss",
         )
     )
     kb = NN_CLAIM_K if NN_CLAIM_K in cfg.nn_ks else max(cfg.nn_ks)
     claims.append(
-        replace(
-            Claim.less(table, INST, BAG, nn_metric(kb)),
+        Claim.less(
+            table,
+            INST,
+            BAG,
+            nn_metric(kb),
             statement=f"diabetes, MLP, k={kb}: the instance-level loss has lower test MSE than the bag-level loss",
         )
     )
     for other in (BAG, INST):
         claims.append(
-            replace(
-                Claim.less(table, INTERP, other, nn_metric(kb)),
+            Claim.less(
+                table,
+                INTERP,
+                other,
+                nn_metric(kb),
                 statement=f"diabetes, MLP, k={kb}: the interpolating loss (rho on bag-level validation) has lower "
                 f"test MSE than the {other.split(' (')[0]} loss",
             )
