@@ -321,61 +321,51 @@ def _imputer_classes() -> dict[str, type]:
     with quiet_stdout():  # PyPOTS's dependency ai4ts prints a banner on import
         from pypots.imputation import SAITS, TCN
 
-    class GlocalSAITS(SAITS):
+    class _Glocal:
+        """What both imputers add to their PyPOTS base: :func:`glocal_wrap` on the module ``_z_module``
+        (``Z`` captured as its input, width the base's attribute ``_z_width``) and the window check in ``fit``.
+        All base arguments pass through; ``align_weight``, ``align_type`` and ``complete_view_mask`` are
+        :class:`GlocalIBCore`'s."""
+
+        _z_module: str
+        _z_width: str
+
+        def __init__(
+            self,
+            *args: Any,
+            align_weight: float = 1.0,
+            align_type: str = "cos_time",
+            complete_view_mask: str = "all_ones",
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            glocal_wrap(
+                self,
+                self._z_module,
+                getattr(self, self._z_width),
+                capture="input",
+                align_weight=align_weight,
+                align_type=align_type,
+                complete_view_mask=complete_view_mask,
+            )
+
+        def fit(self, train_set: Any, val_set: Any = None, file_type: str = "hdf5") -> None:
+            _check_sets(train_set, val_set)
+            super().fit(train_set, val_set, file_type=file_type)  # type: ignore[misc]
+
+    class GlocalSAITS(_Glocal, SAITS):
         """PyPOTS SAITS trained with Glocal-IB. ``Z`` is the output of the first DMSA block (its last encoder
         layer, before ``reduce_dim_z``: captured as that layer's input), D = ``d_model``, as in the official
         code. All SAITS arguments pass through; ``align_weight``, ``align_type`` and ``complete_view_mask`` are
         :class:`GlocalIBCore`'s. ``fit`` also rejects windows with every value missing."""
 
-        def __init__(
-            self,
-            *args: Any,
-            align_weight: float = 1.0,
-            align_type: str = "cos_time",
-            complete_view_mask: str = "all_ones",
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(*args, **kwargs)
-            glocal_wrap(
-                self,
-                "encoder.reduce_dim_z",
-                self.d_model,
-                capture="input",
-                align_weight=align_weight,
-                align_type=align_type,
-                complete_view_mask=complete_view_mask,
-            )
+        _z_module, _z_width = "encoder.reduce_dim_z", "d_model"
 
-        def fit(self, train_set: Any, val_set: Any = None, file_type: str = "hdf5") -> None:
-            _check_sets(train_set, val_set)
-            super().fit(train_set, val_set, file_type=file_type)
-
-    class GlocalTCN(TCN):
+    class GlocalTCN(_Glocal, TCN):
         """PyPOTS TCN trained with Glocal-IB. ``Z`` is the TCN backbone's output (after the SAITS embedding
         and the temporal convolutions, as (B, T, d_hidden): captured as the input of ``output_projection``)."""
 
-        def __init__(
-            self,
-            *args: Any,
-            align_weight: float = 1.0,
-            align_type: str = "cos_time",
-            complete_view_mask: str = "all_ones",
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(*args, **kwargs)
-            glocal_wrap(
-                self,
-                "output_projection",
-                self.d_hidden,
-                capture="input",
-                align_weight=align_weight,
-                align_type=align_type,
-                complete_view_mask=complete_view_mask,
-            )
-
-        def fit(self, train_set: Any, val_set: Any = None, file_type: str = "hdf5") -> None:
-            _check_sets(train_set, val_set)
-            super().fit(train_set, val_set, file_type=file_type)
+        _z_module, _z_width = "output_projection", "d_hidden"
 
     for cls in (GlocalSAITS, GlocalTCN):
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
