@@ -9,16 +9,13 @@ import torch
 from torch import nn
 
 from paperzoo.models import MLP
+from paperzoo.testing import toy_unlearning_problem, unlearner_checks
 from paperzoo.unlearning.base import UnlearningContext, UnlearningData
 from paperzoo.unlearning.cfk import CFk, trainable_parameters
 
 
 def toy(seed: int = 0) -> tuple[nn.Module, UnlearningData, UnlearningContext]:
-    g = torch.Generator().manual_seed(seed)
-    x, y = torch.randn(300, 8, generator=g), torch.randint(0, 4, (300,), generator=g)
-    data = UnlearningData(x, y, torch.arange(0, 60), torch.arange(60, 240), torch.arange(240, 300), 4)
-    torch.manual_seed(seed)
-    return MLP(8, (16, 16), 4), data, UnlearningContext(lambda: nn.Linear(8, 4), lambda m, x, y, s: None, seed=seed)
+    return toy_unlearning_problem(seed, model=MLP(8, (16, 16), 4))
 
 
 def test_trainable_parameters_selection():
@@ -67,3 +64,11 @@ def test_bad_parameters():
         CFk(k=0)
     with pytest.raises(ValueError, match="lr must be"):
         CFk(lr=-0.1)
+
+
+CHECKS = unlearner_checks(lambda: CFk(k=1, lr=0.1, batch_size=32), model=lambda: MLP(8, (16, 16), 4))
+
+
+@pytest.mark.parametrize(("name", "check"), CHECKS, ids=[name for name, _ in CHECKS])
+def test_unlearner_suite(name: str, check: object) -> None:
+    check()  # type: ignore[operator]

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from paperzoo.testing import unlearner_checks
 from paperzoo.unlearning import UnlearningContext, UnlearningData, UnlearningProtocol
 from paperzoo.unlearning.laf import (
     LAF_PRESETS,
@@ -394,3 +395,11 @@ def test_split_model_passes_through_unlearning_unchanged_in_form() -> None:
     model = SplitModel(nn.Sequential(nn.Linear(2, 8), nn.ReLU()), nn.Linear(8, 3))
     out = LAFUnlearner(**FAST).unlearn(model, _blobs(), _context())
     assert out is model and out(torch.zeros(4, 2)).shape == (4, 3)
+
+
+LAF_CHECKS = unlearner_checks(lambda: LAFUnlearner(vae_epochs=1, epochs=1, latent_dim=2))
+
+
+@pytest.mark.parametrize(("name", "check"), LAF_CHECKS, ids=[name for name, _ in LAF_CHECKS])
+def test_unlearner_suite(name: str, check: object) -> None:
+    check()  # type: ignore[operator]

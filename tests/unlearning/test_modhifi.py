@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from paperzoo.testing import unlearner_checks
 from paperzoo.unlearning import UnlearningContext, UnlearningData, UnlearningProtocol
 from paperzoo.unlearning.modhifi import ModHiFiUnlearner, default_unlearning_layers, modhifi_unlearn
 
@@ -119,3 +120,11 @@ def test_bad_input() -> None:
         )
     with pytest.raises(TypeError, match="unlearn"):
         ModHiFiUnlearner()(_mlp())
+
+
+MODHIFI_CHECKS = unlearner_checks(lambda: ModHiFiUnlearner(fraction=0.1, layers=["2"]))
+
+
+@pytest.mark.parametrize(("name", "check"), MODHIFI_CHECKS, ids=[name for name, _ in MODHIFI_CHECKS])
+def test_unlearner_suite(name: str, check: object) -> None:
+    check()  # type: ignore[operator]

@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 from paperzoo.compare import compare
 from paperzoo.compare.registry import get_task, methods_of
 from paperzoo.engine import TrainConfig, fit, make_loader
+from paperzoo.testing import check_unlearner, unlearner_checks
 from paperzoo.unlearning import (
     FinetuneRetain,
     GradientAscent,
@@ -193,3 +194,30 @@ def test_compare_task_runs_every_baseline(tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert result.table.mean("original", "time s") < result.table.mean("retrain", "time s")
     assert result.table.mean("original", "forget gap") >= 0.0
+
+
+BASELINES = (
+    lambda: Retrain(),
+    lambda: FinetuneRetain(epochs=1),
+    lambda: GradientAscent(epochs=1, lr=0.05),
+    lambda: RandomLabels(epochs=1),
+)
+CHECKS = [(f"{type(make()).__name__}: {name}", check) for make in BASELINES for name, check in unlearner_checks(make)]
+
+
+@pytest.mark.parametrize(("name", "check"), CHECKS, ids=[name for name, _ in CHECKS])
+def test_baselines_pass_the_unlearner_suite(name: str, check: object) -> None:
+    check()  # type: ignore[operator]
+
+
+def test_the_suite_catches_a_method_that_reads_labels_it_says_it_does_not() -> None:
+    class Peeking(Unlearner):
+        uses_labels = False
+
+        def unlearn(self, model: nn.Module, data: UnlearningData, context: object) -> nn.Module:
+            with torch.no_grad():
+                model[0].bias.add_(data.y[:16].float())
+            return model
+
+    with pytest.raises(AssertionError, match="label-free"):
+        check_unlearner(Peeking)
