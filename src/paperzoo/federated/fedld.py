@@ -67,7 +67,7 @@ from paperzoo.federated.baselines import (
     serve,
 )
 from paperzoo.federated.flower import arrays_of, load_arrays, partition_id
-from paperzoo.losses.base import ClassificationLoss, upcast_low_precision
+from paperzoo.losses.base import BatchLevelLoss, check_batch_reduction, upcast_low_precision
 
 __all__ = [
     "MarginControlLoss",
@@ -107,15 +107,6 @@ OFFICIAL_LOCAL = LocalTraining(epochs=1, lr=0.01, batch_size=50, momentum=0.5, w
 
 
 # --------------------------------------------------------------------------- client loss
-def _check_batch_reduction(reduction: str, owner: str) -> None:
-    validate_params(_LOSS_CONSTRAINTS, {"reduction": reduction}, owner=owner)
-    if reduction != "mean":
-        raise ValueError(
-            f"{owner}: reduction must be 'mean' (the margin-control term is a batch-level quantity with no "
-            f"per-example losses), got {reduction!r}"
-        )
-
-
 def margin_regulariser(
     probs: torch.Tensor, reduction_over: str = "batch", weight: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -130,6 +121,9 @@ def margin_regulariser(
         return torch.log1p(sq.sum() if weight is None else (weight * sq).sum())
     per_row = torch.log1p(sq)
     return per_row.mean() if weight is None else (weight * per_row).sum() / weight.sum()
+
+
+_BATCH_REASON = "the margin-control term is a batch-level quantity with no per-example losses"
 
 
 def margin_control_loss(
@@ -158,7 +152,7 @@ def margin_control_loss(
         The scalar loss, float32 for float16 / bfloat16 logits, else in the logits' dtype.
     """
     owner = "margin_control_loss"
-    _check_batch_reduction(reduction, owner)
+    check_batch_reduction(reduction, owner, _BATCH_REASON)
     validate_params(_LOSS_CONSTRAINTS, {"lam": lam, "reduction_over": reduction_over}, owner=owner)
     check_logits_target(logits, target)
     if weight is not None:
@@ -227,7 +221,7 @@ class _MarginControl(torch.autograd.Function):
         return grad.mul_(grad_out), None, None, None, None, None
 
 
-class MarginControlLoss(ClassificationLoss):
+class MarginControlLoss(BatchLevelLoss):
     """FedLD's margin-control client loss (official ``MarginalLogLoss``): cross-entropy plus
     ``lam * log(1 + ||softmax(Z)||_F^2)`` over the batch, which penalises over-confident outputs
     (large logit margins) that transfer badly across clients.
@@ -250,18 +244,7 @@ class MarginControlLoss(ClassificationLoss):
         self._validate_params(lam=lam, reduction_over=reduction_over)
         self.lam, self.reduction_over = float(lam), reduction_over
 
-    @property  # type: ignore[override]
-    def reduction(self) -> str:
-        """ "mean" (a batch-level loss); other values raise."""
-        return self._reduction
-
-    @reduction.setter
-    def reduction(self, value: str) -> None:
-        _check_batch_reduction(value, type(self).__name__)
-        self._reduction = value
-
-    def per_example(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("MarginControlLoss is a batch-level loss: it has no per-example losses")
+    batch_reason = _BATCH_REASON
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         check_logits_target(logits, target)

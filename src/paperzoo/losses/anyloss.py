@@ -59,7 +59,7 @@ from paperzoo._validation import (
     check_sample_weight,
     validate_params,
 )
-from paperzoo.losses.base import ClassificationLoss, upcast_low_precision
+from paperzoo.losses.base import BatchLevelLoss, check_batch_reduction, upcast_low_precision
 
 __all__ = ["ANYLOSS_METRICS", "AnyLoss", "any_loss", "anyloss_binary", "approximation", "soft_confusion_matrix"]
 
@@ -88,6 +88,9 @@ def approximation(p: torch.Tensor, L: float = 73.0) -> torch.Tensor:
     ``A(1 - p) = 1 - A(p)``; as L grows, ``A(p) -> 1[p > 0.5]`` for ``p != 0.5``.
     """
     return torch.sigmoid(L * (p - 0.5))
+
+
+_BATCH_REASON = "AnyLoss is a batch-level metric with no per-example losses"
 
 
 def _metric(
@@ -231,15 +234,6 @@ def _check_weight(weight: torch.Tensor | None, n: int) -> None:
         raise ValueError(_ZERO_WEIGHT_MESSAGE)
 
 
-def _check_batch_reduction(reduction: str, owner: str) -> None:
-    validate_params(_PARAMETER_CONSTRAINTS, {"reduction": reduction}, owner=owner)
-    if reduction != "mean":
-        raise ValueError(
-            f"{owner}: reduction must be 'mean' (AnyLoss is a batch-level metric with no per-example losses), "
-            f"got {reduction!r}"
-        )
-
-
 def _check_binary_pair(p: torch.Tensor, y: torch.Tensor, p_name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``p`` (N,) / (N, 1) / (N, C) floating and finite, ``y`` of the same shape with values in {0, 1}."""
     if not isinstance(p, torch.Tensor) or not p.is_floating_point():
@@ -362,7 +356,7 @@ def any_loss(
     _check_metric(metric, owner)
     params = {"L": L, "beta": beta, "eps": eps, "gmean_squared": gmean_squared, "amplify": amplify}
     validate_params(_PARAMETER_CONSTRAINTS, {**params, "average": average}, owner=owner)
-    _check_batch_reduction(reduction, owner)
+    check_batch_reduction(reduction, owner, _BATCH_REASON)
     if average == "binary" and logits.shape[1] != 2:
         raise ValueError(f"{owner}: average='binary' needs logits with 2 columns, got {logits.shape[1]}")
     _check_weight(weight, logits.shape[0])
@@ -372,7 +366,7 @@ def any_loss(
 
 
 # --------------------------------------------------------------------------- module
-class AnyLoss(ClassificationLoss):
+class AnyLoss(BatchLevelLoss):
     """AnyLoss (Han, Moniz & Chawla, 2024): ``1 - metric`` of the batch's soft confusion matrix
     built from amplified probabilities ``A(p) = sigmoid(L (p - 0.5))``.
 
@@ -416,18 +410,7 @@ class AnyLoss(ClassificationLoss):
         self.L, self.beta, self.eps = float(L), float(beta), float(eps)
         self.gmean_squared, self.amplify, self.average = gmean_squared, amplify, average
 
-    @property  # type: ignore[override]
-    def reduction(self) -> str:
-        """ "mean" (the batch metric); other values raise."""
-        return self._reduction
-
-    @reduction.setter
-    def reduction(self, value: str) -> None:
-        _check_batch_reduction(value, type(self).__name__)
-        self._reduction = value
-
-    def per_example(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("AnyLoss is a batch-level loss: it has no per-example losses")
+    batch_reason = _BATCH_REASON
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         check_logits_target(logits, target)

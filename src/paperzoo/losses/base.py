@@ -24,7 +24,14 @@ from paperzoo._validation import (
     validate_params,
 )
 
-__all__ = ["ClassificationLoss", "MultiLabelLoss", "reduce_loss", "upcast_low_precision"]
+__all__ = [
+    "BatchLevelLoss",
+    "ClassificationLoss",
+    "MultiLabelLoss",
+    "check_batch_reduction",
+    "reduce_loss",
+    "upcast_low_precision",
+]
 
 
 def upcast_low_precision(t: torch.Tensor) -> torch.Tensor:
@@ -130,6 +137,35 @@ class ClassificationLoss(nn.Module, abc.ABC):
         if weight is not None:
             check_sample_weight(weight, logits.shape[0])
         return reduce_loss(self.per_example(upcast_low_precision(logits), target), self.reduction, weight)
+
+
+def check_batch_reduction(reduction: str, owner: str, why: str) -> None:
+    """``reduction`` must be ``"mean"`` for a loss of the whole batch; ``why`` says, in the error, why
+    (``"AnyLoss is a batch-level metric with no per-example losses"``)."""
+    validate_params(ClassificationLoss._parameter_constraints, {"reduction": reduction}, owner=owner)
+    if reduction != "mean":
+        raise ValueError(f"{owner}: reduction must be 'mean' ({why}), got {reduction!r}")
+
+
+class BatchLevelLoss(ClassificationLoss):
+    """Base of the classification losses that are a function of the whole batch (a metric surrogate,
+    a batch regulariser): ``reduction`` can only be ``"mean"`` and there are no per-example losses.
+    A subclass sets :attr:`batch_reason` (the error's explanation) and writes ``forward``."""
+
+    batch_reason: ClassVar[str] = "a batch-level loss with no per-example losses"
+
+    @property  # type: ignore[override]
+    def reduction(self) -> str:
+        """ "mean" (a batch-level loss); other values raise."""
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        check_batch_reduction(value, type(self).__name__, self.batch_reason)
+        self._reduction = value
+
+    def per_example(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is a batch-level loss: it has no per-example losses")
 
 
 class MultiLabelLoss(ClassificationLoss):
