@@ -163,15 +163,17 @@ class UnlearningProtocol:
     def evaluate(self, model: nn.Module, seed: int) -> dict[str, float]:
         """Accuracy on each split, MIA AUC, and the gaps and KL divergence to the oracle of ``seed``."""
         d = self.data
-        values: dict[str, float] = {}
-        for name, x, y in (("forget", d.x_forget, d.y_forget), ("retain", d.x_retain, d.y_retain)):
-            values[f"{name} acc"] = float((predict_logits(model, x).argmax(1) == y).double().mean())
-        values["test acc"] = float((predict_logits(model, d.x_test).argmax(1) == d.y_test).double().mean())
-        values["MIA AUC"] = self._mia(model, seed)
+        forget_logits = predict_logits(model, d.x_forget)
+        values = {
+            "forget acc": float((forget_logits.argmax(1) == d.y_forget).double().mean()),
+            "retain acc": float((predict_logits(model, d.x_retain).argmax(1) == d.y_retain).double().mean()),
+            "test acc": float((predict_logits(model, d.x_test).argmax(1) == d.y_test).double().mean()),
+            "MIA AUC": self._mia(model, seed),
+        }
         oracle_acc, oracle_mia, oracle_logp = self._oracle_reference(seed)
         values["forget gap"] = abs(values["forget acc"] - oracle_acc)
         values["MIA gap"] = abs(values["MIA AUC"] - oracle_mia)
-        logp = F.log_softmax(predict_logits(model, d.x_forget), dim=1)
+        logp = F.log_softmax(forget_logits, dim=1)
         values["oracle KL"] = float(F.kl_div(logp, oracle_logp, log_target=True, reduction="batchmean"))
         return values
 
